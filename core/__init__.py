@@ -1,0 +1,29 @@
+"""core: turn a trained model into a production HTTP service.
+
+The public surface: :class:`UP` and :class:`Config` (the seeds' life cycle), the component
+contracts plugins implement (:class:`Storage`, :class:`Binarizer`, :class:`Transformer`,
+:class:`Architecture`, :class:`LoadedFile`), the hook marker :data:`hookimpl`, and
+:class:`Tensor` for declaring array arguments.
+"""
+
+from core.analysis import Argument, Tensor
+from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
+from core.config import Config
+from core.hookspecs import hookimpl
+from core.up import UP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UP",
+    "Architecture",
+    "Argument",
+    "Binarizer",
+    "Config",
+    "LoadedFile",
+    "Storage",
+    "Tensor",
+    "Transformer",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,226 @@
+"""Model analysis: find the predict method and turn its signature into request arguments.
+
+A Python model's ``predict(self, X, threshold: float = 0.5)`` becomes two arguments: the rows
+argument ``X`` (an array) and ``threshold`` (a float, default 0.5). A binarizer that wraps a
+model with a fixed input schema (ONNX) gives its predict function a ``__signature__`` whose
+annotations are :class:`Tensor` objects, so the same analysis reads names, dtypes and shapes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from core.errors import ConfigError, ModelAnalysisError
+
+#: The rows argument's name when ``auto_detect_predict_params`` is off (pymlup's name).
+DEFAULT_X_ARG_NAME = "data_for_predict"
+
+COLUMN_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (float, int),
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
+
+
+@attrs.frozen
+class Tensor:
+    """An array argument's element type and shape (``None`` for a dimension of any size)."""
+
+    dtype: str = "float32"
+    shape: tuple[int | None, ...] | None = None
+
+
+@attrs.frozen
+class Column:
+    """One field of a dict row, from the ``columns`` setting."""
+
+    name: str
+    type: str = "float"
+    required: bool = True
+    default: Any = None
+
+
+@attrs.frozen
+class Argument:
+    """One argument of the predict method, as the request schema sees it.
+
+    :ivar kind: ``"array"`` for row/tensor arguments; else the scalar type name
+        (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``) or ``"any"``.
+    :ivar is_rows: the rows argument (``X`` or the first one): counted by
+        ``throttling_max_request_len`` and merged by batching.
+    """
+
+    name: str
+    kind: str = "any"
+    required: bool = True
+    default: Any = None
+    is_rows: bool = False
+    tensor: Tensor | None = None
+    positional: bool = False
+
+
+@attrs.frozen
+class ModelInterface:
+    """What analysis found: the callable to run and the arguments it takes."""
+
+    predict: Callable[..., Any]
+    arguments: tuple[Argument, ...]
+    columns: tuple[Column, ...] | None = None
+
+    @property
+    def rows(self) -> Argument | None:
+        return next((a for a in self.arguments if a.is_rows), None)
+
+    def call(self, values: dict[str, Any]) -> Any:
+        """Call the predict method with the (transformed) argument values."""
+        args = [values[a.name] for a in self.arguments if a.positional and a.name in values]
+        kwargs = {a.name: values[a.name] for a in self.arguments if not a.positional and a.name in values}
+        return self.predict(*args, **kwargs)
+
+
+def parse_columns(columns: list[Any]) -> tuple[Column, ...]:
+    """Check the ``columns`` setting and turn it into :class:`Column` objects."""
+    result = []
+    seen = set()
+    for index, column in enumerate(columns):
+        where = f"columns[{index}]"
+        if not isinstance(column, dict):
+            raise ConfigError(f"{where} must be a mapping with name, type, required, default")
+        unknown = set(column) - {"name", "type", "required", "default"}
+        if unknown:
+            raise ConfigError(f"{where} has unknown field(s) {sorted(unknown)}; use name, type, required, default")
+        name = column.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where} needs a 'name' string")
+        if name in seen:
+            raise ConfigError(f"{where}: column {name!r} is listed twice")
+        seen.add(name)
+        col_type = column.get("type", "float")
+        if col_type not in COLUMN_TYPES:
+            raise ConfigError(
+                f"{where} ({name}): unknown type {col_type!r}; use one of {', '.join(COLUMN_TYPES)}"
+            )
+        required = column.get("required", "default" not in column)
+        if not isinstance(required, bool):
+            raise ConfigError(f"{where} ({name}): 'required' must be true or false")
+        result.append(Column(name, col_type, required, column.get("default")))
+    return tuple(result)
+
+
+_ANNOTATION_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
+
+
+def _kind_of(annotation: Any) -> tuple[str, bool]:
+    """(kind, optional) of a parameter annotation."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return "any", False
+    if isinstance(annotation, Tensor):
+        return "array", False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        for meta in annotation.__metadata__:
+            if isinstance(meta, Tensor):
+                return "array", False
+        return _kind_of(typing.get_args(annotation)[0])
+    args = typing.get_args(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _kind_of(non_none[0])[0], True
+        return "any", type(None) in args
+    if origin in (list, tuple) or annotation in (list, tuple):
+        return "list", False
+    if origin is dict:
+        return "dict", False
+    name = getattr(annotation, "__name__", "")
+    if name in ("ndarray", "DataFrame", "Tensor", "ArrayLike"):
+        return "array", False
+    return _ANNOTATION_KINDS.get(annotation, "any"), False
+
+
+def _tensor_of(annotation: Any) -> Tensor | None:
+    if isinstance(annotation, Tensor):
+        return annotation
+    if typing.get_origin(annotation) is typing.Annotated:
+        return next((m for m in annotation.__metadata__ if isinstance(m, Tensor)), None)
+    return None
+
+
+def analyse(
+    model: Any,
+    *,
+    predict_method_name: str = "predict",
+    auto_detect_predict_params: bool = True,
+    columns: list[dict[str, Any]] | None = None,
+) -> ModelInterface:
+    """Find ``model.<predict_method_name>`` and describe its arguments."""
+    predict = getattr(model, predict_method_name, None)
+    if predict is None:
+        public = sorted(
+            n for n in dir(model) if not n.startswith("_") and callable(getattr(model, n, None))
+        )
+        raise ModelAnalysisError(
+            f"the model ({type(model).__name__}) has no method {predict_method_name!r} "
+            f"(predict_method_name); its public methods: {', '.join(public) or 'none'}"
+        )
+    if not callable(predict):
+        raise ModelAnalysisError(f"model attribute {predict_method_name!r} is not callable")
+    parsed_columns = parse_columns(columns) if columns else None
+
+    if not auto_detect_predict_params:
+        arguments = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
+        return ModelInterface(predict, arguments, parsed_columns)
+
+    try:
+        signature = inspect.signature(predict)
+    except (TypeError, ValueError):  # builtins without a signature: one positional rows arg
+        arguments = (Argument("X", "array", is_rows=True, positional=True),)
+        return ModelInterface(predict, arguments, parsed_columns)
+
+    try:
+        hints = typing.get_type_hints(predict, include_extras=True)
+    except Exception:
+        hints = {}
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]
+    if not params:
+        var = next(iter(signature.parameters.values()), None)
+        if var is not None and var.kind is inspect.Parameter.VAR_POSITIONAL:
+            params = [inspect.Parameter("X", inspect.Parameter.POSITIONAL_ONLY)]
+        else:
+            raise ModelAnalysisError(
+                f"{predict_method_name}() takes no arguments; core needs at least one to pass rows"
+            )
+    rows_name = "X" if any(p.name == "X" for p in params) else params[0].name
+    arguments = []
+    for param in params:
+        annotation = hints.get(param.name, param.annotation)
+        kind, optional = _kind_of(annotation)
+        tensor = _tensor_of(annotation)
+        is_rows = param.name == rows_name
+        if is_rows:
+            kind = "array"
+        has_default = param.default is not inspect.Parameter.empty
+        arguments.append(
+            Argument(
+                name=param.name,
+                kind=kind,
+                required=not has_default and not optional,
+                default=param.default if has_default else None,
+                is_rows=is_rows,
+                tensor=tensor,
+                positional=param.kind is inspect.Parameter.POSITIONAL_ONLY,
+            )
+        )
+    return ModelInterface(predict, tuple(arguments), parsed_columns)

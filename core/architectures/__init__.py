@@ -1,0 +1,1 @@
+"""The built-in serving architectures, chosen by ``mode``."""

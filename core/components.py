@@ -1,0 +1,124 @@
+"""The behaviour contracts behind the four kinds of named component.
+
+A plugin subclasses one of these, then registers the class under a name through a
+``register_*`` hook (see :mod:`core.hookspecs`). Components are built from the config: a
+storage from ``storage_kwargs``, a binarizer from ``binarization_kwargs``, an architecture
+from the application object. Subclasses are usually ``attrs`` classes or dataclasses so that
+an unknown setting is refused by the constructor and named in the error.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from core.analysis import Argument
+    from core.up import UP
+
+
+@attrs.define
+class LoadedFile:
+    """One file a storage found: where it is, and optionally its bytes or a ready object.
+
+    :ivar path: the file on the local disk, when there is one.
+    :ivar raw_data: the file's bytes, when the storage read them (``need_load_file``); the
+        host drops them right after deserialization.
+    :ivar obj: a model object already in memory; the binarizer step is skipped.
+    :ivar name: a display name for logs and ``/info`` (defaults to the path's file name).
+    """
+
+    path: str | None = None
+    raw_data: bytes | None = attrs.field(default=None, repr=False)
+    obj: Any = attrs.field(default=None, repr=False)
+    name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.path:
+            return self.path.rsplit("/", 1)[-1]
+        return "<in memory>"
+
+
+class Storage(abc.ABC):
+    """Brings the model's files to the local machine (or hands over an object in memory).
+
+    Built as ``StorageClass(**storage_kwargs)``. Implement :meth:`load`; implement
+    :meth:`check` when the storage can cheaply tell whether :meth:`load` would succeed
+    (``core validate`` calls it).
+    """
+
+    @abc.abstractmethod
+    def load(self) -> list[LoadedFile]:
+        """Return the model's files. Raise :class:`core.errors.ModelLoadError` with a message
+        naming what to fix when they cannot be had."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Raise :class:`core.errors.ConfigError` if :meth:`load` is sure to fail."""
+
+
+class Binarizer(abc.ABC):
+    """Turns loaded files into a model object. Built as ``BinarizerClass(**binarization_kwargs)``."""
+
+    @classmethod
+    def detect(cls, file: LoadedFile) -> tuple[float, str]:
+        """How sure this binarizer is that it can read ``file`` (0 to 1), and why.
+
+        Used by ``binarization_type = "auto"``: the highest score wins, ties go to the name
+        that sorts first, and the reason is logged.
+        """
+        return 0.0, "does not detect"
+
+    @abc.abstractmethod
+    def deserialize(self, files: list[LoadedFile]) -> Any:
+        """Return the model object built from ``files``."""
+
+
+class Transformer(abc.ABC):
+    """Converts request data into the model's format and the model's answer back to JSON."""
+
+    def to_model(self, data: Any, argument: Argument) -> Any:
+        """Convert one validated argument; the default passes it through."""
+        return data
+
+    def from_model(self, data: Any) -> Any:
+        """Convert the model's result into something orjson serialises; default: unchanged."""
+        return data
+
+
+class Architecture(abc.ABC):
+    """How predictions are run: directly, through a queue, in batches...
+
+    Built as ``ArchitectureClass(up)`` each time the web app is built. ``up.ml`` runs the
+    model (:meth:`core.ml.ML.predict_sync`), ``up.conf`` holds its settings.
+    """
+
+    #: Config keys this architecture reads; ``/info`` reports them.
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, up: UP) -> None:
+        self.up = up
+
+    async def start(self) -> None:  # noqa: B027 - optional
+        """Called when the server starts (workers, queues)."""
+
+    async def stop(self, grace: float) -> None:  # noqa: B027 - optional
+        """Called on shutdown: finish work in flight within ``grace`` seconds."""
+
+    @abc.abstractmethod
+    async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
+        """Run one validated request and return the JSON-ready result."""
+
+    def routes(self) -> list[BaseRoute]:
+        """Extra routes this architecture serves (for example ``/get-predict/{id}``)."""
+        return []
+
+    def info(self) -> dict[str, Any]:
+        """State reported under ``/info``: settings, queue depth, predictions in flight."""
+        return {key: getattr(self.up.conf, key, None) for key in self.settings}

@@ -1,0 +1,282 @@
+"""``Config``: every setting, its type and default; reading it from files and the environment.
+
+Keys keep pymlup's names, so a pymlup config (flat, or in ``ml:``/``web:`` sections) loads
+as it is. An unknown key or a value of the wrong type is a :class:`core.errors.ConfigError`
+naming it, both when the config is built and when a key is assigned later
+(``up.conf.port = "x"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+logger = logging.getLogger("core")
+
+CONFIG_ENV = "CORE_CONFIG"
+ENV_PREFIX = "CORE_"
+#: ``CORE_*`` variables that are not config keys.
+RESERVED_ENV = {"CORE_CONFIG", "CORE_LOAD_PLUGINS"}
+
+#: pymlup keys that ``core`` accepts but does not need, and why (logged, never silent).
+LEGACY_KEYS: dict[str, str] = {
+    "type": "the binarizer is chosen by binarization_type (or detected by 'auto')",
+    "column_validation": "columns are always validated when `columns` is set",
+    "custom_column_pydantic_model": "validation is built from `columns` and the model signature",
+    "uvicorn_kwargs": "core is served by hypercorn; pass hypercorn options on its command line",
+    "item_id_col_name": "results are returned in request order; no item id column is added",
+    "web_app_version": "the API version is the model's `version`",
+}
+
+
+def _typed(*types: type, optional: bool = False) -> Any:
+    """An attrs validator that checks the value's type and names the key on failure."""
+    names = " or ".join(t.__name__ for t in types) + (" or null" if optional else "")
+
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        ok = isinstance(value, types)
+        if isinstance(value, bool) and bool not in types:  # True is an int in Python
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"config key {attribute.name!r} must be {names}, got {type(value).__name__} "
+                f"{value!r}"
+            )
+
+    return check
+
+
+def _positive(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"config key {attribute.name!r} must be greater than 0, got {value!r}")
+
+
+def _columns(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    from core.analysis import parse_columns
+
+    parse_columns(value)  # raises ConfigError naming the bad column
+
+
+def _setting(default: Any, *types: type, optional: bool = False, extra: Any = ()) -> Any:
+    validators = [_typed(*types, optional=optional), *extra]
+    if isinstance(default, (dict, list)):
+        return attrs.field(factory=type(default), validator=validators)
+    return attrs.field(default=default, validator=validators)
+
+
+@attrs.define(kw_only=True)
+class Config:
+    """Every ``core`` setting. See the README's configuration reference for each key."""
+
+    # -- model information
+    name: str = _setting("model", str)
+    version: str = _setting("1.0.0", str)
+
+    # -- model interface
+    columns: list[dict[str, Any]] | None = _setting(None, list, optional=True, extra=[_columns])
+    predict_method_name: str = _setting("predict", str)
+    auto_detect_predict_params: bool = _setting(True, bool)
+
+    # -- loading
+    storage_type: str = _setting("memory", str)
+    storage_kwargs: dict[str, Any] = _setting({}, dict)
+    binarization_type: str = _setting("auto", str)
+    binarization_kwargs: dict[str, Any] = _setting({}, dict)
+
+    # -- running the model
+    use_thread_loop: bool = _setting(True, bool)
+    max_thread_loop_workers: int | None = _setting(None, int, optional=True, extra=[_positive])
+    data_transformer_for_predict: str = _setting("numpy", str)
+    data_transformer_for_predicted: str = _setting("numpy", str)
+    dtype_for_predict: str | None = _setting(None, str, optional=True)
+
+    # -- web app
+    host: str = _setting("0.0.0.0", str)
+    port: int = _setting(8009, int)
+    mode: str = _setting("directly_to_predict", str)
+    architecture_kwargs: dict[str, Any] = _setting({}, dict)
+    show_docs: bool = _setting(True, bool)
+    debug: bool = _setting(False, bool)
+    throttling_max_requests: int | None = _setting(None, int, optional=True, extra=[_positive])
+    throttling_max_request_len: int | None = _setting(None, int, optional=True, extra=[_positive])
+    max_body_size: int = _setting(32 * 1024 * 1024, int, extra=[_positive])
+    timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
+    log_level: str = _setting("INFO", str)
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [a.name for a in attrs.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> Config:
+        """Build a config from a flat dict or from pymlup's ``ml``/``web`` sections."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source} must be a mapping of keys to values, got {type(data).__name__}")
+        flat = _flatten(data, source)
+        known = set(cls.keys())
+        kwargs: dict[str, Any] = {}
+        for key, value in flat.items():
+            if key in LEGACY_KEYS:
+                logger.warning("%s: key %r is not used by core: %s", source, key, LEGACY_KEYS[key])
+                continue
+            if key not in known:
+                raise ConfigError(_unknown_key(key, source))
+            kwargs[key] = _enum_value(value)
+        try:
+            return cls(**kwargs)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Config:
+        """Read a TOML, JSON or YAML file (YAML needs PyYAML)."""
+        return cls.from_dict(read_config_file(path), source=str(path))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """The file named by ``CORE_CONFIG`` (if any), then ``CORE_<KEY>`` overrides."""
+        environ = os.environ if environ is None else environ
+        path = environ.get(CONFIG_ENV)
+        data: dict[str, Any] = _flatten(read_config_file(path), path) if path else {}
+        data.update(env_overrides(environ))
+        return cls.from_dict(data, source=path or "environment")
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False)
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        text = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def to_toml(self, path: str | os.PathLike[str] | None = None) -> str:
+        import tomli_w
+
+        data = {k: v for k, v in self.to_dict().items() if v is not None}  # TOML has no null
+        text = tomli_w.dumps(data)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes: Any) -> Config:
+        return Config.from_dict({**self.to_dict(), **changes})
+
+
+def _enum_value(value: Any) -> Any:
+    """pymlup users pass ``StorageType.disk`` and friends; take their string value."""
+    import enum
+
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _unknown_key(key: str, source: str) -> str:
+    close = difflib.get_close_matches(key, Config.keys(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "; see the configuration reference"
+    return f"{source}: unknown config key {key!r}{hint}"
+
+
+def _flatten(data: Mapping[str, Any], source: str | None) -> dict[str, Any]:
+    """Accept pymlup's ``{"version": "1", "ml": {...}, "web": {...}}`` layout."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a config must be a mapping, got {type(data).__name__}")
+    if "ml" not in data and "web" not in data:
+        return dict(data)
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("ml", "web"):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: section {key!r} must be a mapping")
+            for inner, inner_value in value.items():
+                if inner in flat:
+                    raise ConfigError(f"{source}: key {inner!r} is set in two sections")
+                flat[inner] = inner_value
+        elif key == "version" and isinstance(value, (str, int)) and str(value) == "1":
+            continue  # pymlup's config-format version, not the model's
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a config file by its extension: .toml, .json, .yaml/.yml."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    suffix = file.suffix.lower()
+    text = file.read_text()
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(
+                    f"{file}: YAML configs need PyYAML (pip install 'core[yaml]'), "
+                    "or use TOML or JSON"
+                ) from None
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{file}: unknown config format {suffix!r}; use .toml, .json or .yaml")
+    except ConfigError:
+        raise
+    except Exception as error:  # each parser has its own error class
+        raise ConfigError(f"{file}: not valid {suffix[1:].upper()}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: a config must be a mapping at the top level")
+    return data
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``CORE_PORT=8010`` -> ``{"port": 8010}``; dicts and lists are written as JSON."""
+    fields = {a.name: a for a in attrs.fields(Config)}
+    result: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in fields:
+            raise ConfigError(_unknown_key(key, f"environment variable {name}"))
+        result[key] = _parse_env(name, raw, fields[key].default)
+    return result
+
+
+def _parse_env(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    if raw.strip().lower() in ("", "null", "none") and not isinstance(default, (str, bool)):
+        return None
+    if isinstance(default, str) or default is None and not raw.strip()[:1] in "-0123456789[{tf":
+        return raw
+    try:
+        value = json.loads(raw.strip().lower() if raw.strip().lower() in ("true", "false") else raw)
+    except ValueError:
+        if default is None:
+            return raw
+        raise ConfigError(f"environment variable {name}={raw!r} is not a valid value") from None
+    return value

@@ -1,0 +1,182 @@
+"""Every hook a ``core`` plugin can implement.
+
+The order in which they fire during a server's life::
+
+    start-up
+      register_storages / register_binarizers /      plugins name what they provide
+      register_transformers / register_architectures
+      storage_load           -> list[LoadedFile]      the storage brings the model's files
+      binarizer_deserialize  -> model object          the binarizer turns them into a model
+      (model analysis: predict method, arguments, request schema)
+      register_routes        -> extra HTTP routes
+    each POST /predict
+      transformer_to_model   -> model-format value    once per predict argument
+      architecture_predict   -> awaitable result      the architecture runs the model
+      transformer_from_model -> JSON-ready value      once per prediction
+
+The ``register_*`` hooks fill the host's registries: a plugin hands over a class under a
+name, and the host refuses two plugins that claim one name. The four life-cycle hooks
+(``storage_load``, ``binarizer_deserialize``, ``transformer_to_model``/``from_model``,
+``architecture_predict``) are ``firstresult``: the built-in plugin ``core.builtin`` answers
+them by calling the chosen component, and a plugin may wrap them (``wrapper=True``) to
+observe, time, cache or replace that step for every component at once.
+
+Hooks are always called with keyword arguments, so an implementation may accept any subset of
+a spec's arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from core.analysis import Argument
+    from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
+    from core.up import UP
+
+PROJECT = "core"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: ``register(name, cls)``, the callback every ``register_*`` hook receives.
+Register = Callable[[str, type], None]
+
+
+@hookspec
+def register_storages(register: Register) -> None:
+    """Name the storages this plugin provides.
+
+    Called once while the plugin manager is built, before any config is read.
+
+    :param register: call ``register("name", StorageClass)`` for each storage, where
+        ``StorageClass`` subclasses :class:`core.Storage`. The name is what users write in
+        ``storage_type``. Two plugins registering one name is a start-up error naming both.
+    """
+
+
+@hookspec
+def register_binarizers(register: Register) -> None:
+    """Name the binarizers this plugin provides.
+
+    Called once while the plugin manager is built.
+
+    :param register: call ``register("name", BinarizerClass)`` for each binarizer, where
+        ``BinarizerClass`` subclasses :class:`core.Binarizer`. The name is what users write in
+        ``binarization_type``; ``"auto"`` is reserved.
+    """
+
+
+@hookspec
+def register_transformers(register: Register) -> None:
+    """Name the data transformers this plugin provides.
+
+    Called once while the plugin manager is built.
+
+    :param register: call ``register("name", TransformerClass)`` for each transformer, where
+        ``TransformerClass`` subclasses :class:`core.Transformer`. The name is what users write
+        in ``data_transformer_for_predict`` / ``data_transformer_for_predicted``.
+    """
+
+
+@hookspec
+def register_architectures(register: Register) -> None:
+    """Name the serving architectures this plugin provides.
+
+    Called once while the plugin manager is built.
+
+    :param register: call ``register("name", ArchitectureClass)`` for each architecture,
+        where ``ArchitectureClass`` subclasses :class:`core.Architecture`. The name is what
+        users write in ``mode``.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_load(storage: Storage) -> list[LoadedFile] | None:
+    """Bring the model's files from ``storage``.
+
+    Called once per model load (``up.ml.load()``, server start-up), before deserialization.
+    The built-in implementation returns ``storage.load()``.
+
+    :param storage: the configured storage, already built from ``storage_kwargs``.
+    :return: the files found, each a :class:`core.LoadedFile`; or ``None`` to let the next
+        implementation answer.
+    """
+
+
+@hookspec(firstresult=True)
+def binarizer_deserialize(binarizer: Binarizer, files: list[LoadedFile]) -> Any:
+    """Turn the loaded files into a model object.
+
+    Called once per model load, right after :func:`storage_load`, unless the storage already
+    handed over an in-memory object (``LoadedFile.obj``). The raw bytes of ``files`` are
+    released after this hook returns. The built-in implementation returns
+    ``binarizer.deserialize(files)``.
+
+    :param binarizer: the binarizer chosen by ``binarization_type`` (or detected by ``auto``).
+    :param files: what the storage returned.
+    :return: the model object; ``None`` lets the next implementation answer.
+    """
+
+
+@hookspec(firstresult=True)
+def transformer_to_model(transformer: Transformer, data: Any, argument: Argument) -> Any:
+    """Convert one validated request argument into the form the model expects.
+
+    Called for every array argument of every prediction, on the request path. The built-in
+    implementation returns ``transformer.to_model(data, argument)``.
+
+    :param transformer: the transformer named by ``data_transformer_for_predict``.
+    :param data: the validated JSON value of the argument (lists, numbers, strings).
+    :param argument: what model analysis found about the argument (name, dtype, shape).
+    :return: the value to pass to the model; ``None`` lets the next implementation answer.
+    """
+
+
+@hookspec(firstresult=True)
+def transformer_from_model(transformer: Transformer, data: Any) -> Any:
+    """Convert what the model returned into a JSON-serialisable value.
+
+    Called once per prediction. The built-in implementation returns
+    ``transformer.from_model(data)``.
+
+    :param transformer: the transformer named by ``data_transformer_for_predicted``.
+    :param data: the model's raw return value.
+    :return: a value ``orjson`` can serialise (numpy arrays are allowed); ``None`` lets the
+        next implementation answer.
+    """
+
+
+@hookspec(firstresult=True)
+def architecture_predict(
+    architecture: Architecture, data: dict[str, Any], predict_id: str
+) -> Awaitable[Any] | None:
+    """Run one validated prediction request through the serving architecture.
+
+    Called once per ``POST /predict`` after validation and throttling. The built-in
+    implementation returns ``architecture.predict(data, predict_id=predict_id)``.
+
+    :param architecture: the architecture chosen by ``mode``.
+    :param data: the validated request, one entry per predict argument.
+    :param predict_id: the id sent back in the ``X-Predict-Id`` header.
+    :return: an awaitable resolving to the JSON-ready result; ``None`` lets the next
+        implementation answer.
+    """
+
+
+@hookspec
+def register_routes(up: UP) -> list[BaseRoute] | None:
+    """Add HTTP routes to the web app.
+
+    Called each time the web app is built (``up.web.load()``), after the model is loaded and
+    analysed and the architecture is created.
+
+    :param up: the application object; ``up.ml`` holds the analysed model, ``up.conf`` the
+        config.
+    :return: Starlette routes to mount beside ``/predict``, or ``None``.
+    """

@@ -1,0 +1,284 @@
+"""``up.ml``: load the model (storage -> binarizer), analyse it, and run predictions.
+
+This is the seeds' life cycle: ``load()`` brings the files and deserialises them, then calls
+``load_model_settings()``, which can also be called on its own after a config change to
+re-analyse the model without loading it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from core.analysis import ModelInterface, analyse
+from core.components import Binarizer, LoadedFile, Storage, Transformer
+from core.errors import (
+    ConfigError,
+    CoreError,
+    ModelLoadError,
+    PredictedTransformDataError,
+    PredictError,
+    PredictTransformDataError,
+    RequestError,
+)
+from core.validation import RequestValidator
+
+if TYPE_CHECKING:
+    from core.up import UP
+
+logger = logging.getLogger("core")
+
+
+def build(kind: str, cls: type, kwargs: dict[str, Any], key: str) -> Any:
+    """``cls(**kwargs)``, with a wrong or missing setting reported as one ConfigError line."""
+    try:
+        return cls(**kwargs)
+    except CoreError:
+        raise
+    except TypeError as error:
+        try:
+            params = [
+                p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")
+            ]
+        except (TypeError, ValueError):
+            params = []
+        accepted = f"; it accepts: {', '.join(params)}" if params else "; it takes no settings"
+        raise ConfigError(f"{key} for {kind} {cls.__name__}: {error}{accepted}") from None
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"{key} for {kind} {cls.__name__}: {error}") from None
+
+
+class ML:
+    """The model side of :class:`core.UP`."""
+
+    def __init__(self, up: UP, model: Any = None) -> None:
+        self.up = up
+        self._model: Any = None
+        self._given_model = model
+        self.interface: ModelInterface | None = None
+        self.validator: RequestValidator | None = None
+        self.transformer_in: Transformer | None = None
+        self.transformer_out: Transformer | None = None
+        self.executor: ThreadPoolExecutor | None = None
+        self.files: list[dict[str, Any]] = []
+        self.binarizer_name: str | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model object is in memory (analysis may not have run yet)."""
+        return self._model is not None
+
+    @property
+    def model_obj(self) -> Any:
+        if self._model is None:
+            raise ModelLoadError("the model is not loaded; call up.ml.load() first")
+        return self._model
+
+    # ------------------------------------------------------------------ loading
+
+    def storage(self) -> Storage:
+        """The configured storage, built from ``storage_kwargs``."""
+        conf = self.up.conf
+        cls = self.up.plugins.storages.get(conf.storage_type)
+        kwargs = dict(conf.storage_kwargs)
+        if self._given_model is not None and "model" not in kwargs:
+            kwargs["model"] = self._given_model
+        return build("storage", cls, kwargs, "storage_kwargs")  # type: ignore[no-any-return]
+
+    def choose_binarizer(self, files: list[LoadedFile]) -> tuple[str, Binarizer]:
+        conf = self.up.conf
+        registry = self.up.plugins.binarizers
+        name = conf.binarization_type
+        if name == "auto":
+            if not registry.entries:
+                raise ConfigError(
+                    "binarization_type = 'auto' but no binarizer is installed "
+                    "(pip install core-binarizer-pickle / core-binarizer-onnx)"
+                )
+            first = files[0]
+            scores = []
+            for entry_name in registry.names():
+                score, reason = registry.entries[entry_name].cls.detect(first)  # type: ignore[attr-defined]
+                scores.append((-score, entry_name, reason))
+            scores.sort()
+            best_score, name, reason = scores[0]
+            if -best_score <= 0:
+                raise ModelLoadError(
+                    f"binarization_type = 'auto' could not recognise {first.display_name}: "
+                    + "; ".join(f"{n}: {r}" for _, n, r in scores)
+                    + ". Set binarization_type to one of: " + ", ".join(registry.names())
+                )
+            logger.info("binarization_type auto: chose %r for %s (%s)", name, first.display_name, reason)
+        cls = registry.get(name)
+        return name, build("binarizer", cls, dict(conf.binarization_kwargs), "binarization_kwargs")
+
+    def load(self, force_loading: bool = False) -> None:
+        """Bring the model's files, deserialise them, then analyse the model."""
+        if self.loaded and not force_loading:
+            self.load_model_settings()
+            return
+        hook = self.up.plugins.hook
+        storage = self.storage()
+        started = time.perf_counter()
+        try:
+            files = hook.storage_load(storage=storage)
+        except CoreError:
+            raise
+        except Exception as error:
+            raise ModelLoadError(f"storage {self.up.conf.storage_type!r} failed: {error}") from error
+        if not files:
+            raise ModelLoadError(f"storage {self.up.conf.storage_type!r} found no model files")
+        self.files = [{"name": f.display_name, "path": f.path} for f in files]
+        if files[0].obj is not None:
+            model = files[0].obj
+            self.binarizer_name = None
+        else:
+            self.binarizer_name, binarizer = self.choose_binarizer(files)
+            try:
+                model = hook.binarizer_deserialize(binarizer=binarizer, files=files)
+            except CoreError:
+                raise
+            except Exception as error:
+                raise ModelLoadError(
+                    f"binarizer {self.binarizer_name!r} could not read {files[0].display_name}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if model is None:
+                raise ModelLoadError(f"binarizer {self.binarizer_name!r} returned no model")
+        # The seeds' promise: raw bytes are released once the model object exists.
+        for file in files:
+            file.raw_data = None
+        del files
+        gc.collect()
+        self._model = model
+        logger.info(
+            "model %r loaded in %.2fs (%s)", self.up.conf.name, time.perf_counter() - started,
+            type(model).__name__,
+        )
+        self.load_model_settings()
+
+    def load_model_settings(self) -> None:
+        """Analyse the loaded model with the current config: predict method, arguments,
+        transformers, validator and thread pool. Call again after changing the config."""
+        conf = self.up.conf
+        self.interface = analyse(
+            self.model_obj,
+            predict_method_name=conf.predict_method_name,
+            auto_detect_predict_params=conf.auto_detect_predict_params,
+            columns=conf.columns,
+        )
+        transformers = self.up.plugins.transformers
+        self.transformer_in = build(
+            "transformer", transformers.get(conf.data_transformer_for_predict),
+            {"dtype": conf.dtype_for_predict}, "dtype_for_predict",
+        )
+        self.transformer_out = build(
+            "transformer", transformers.get(conf.data_transformer_for_predicted),
+            {"dtype": conf.dtype_for_predict}, "dtype_for_predict",
+        )
+        self.validator = RequestValidator(self.interface, conf.dtype_for_predict)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
+        self.executor = (
+            ThreadPoolExecutor(
+                max_workers=conf.max_thread_loop_workers or os.cpu_count() or 1,
+                thread_name_prefix="core-predict",
+            )
+            if conf.use_thread_loop
+            else None
+        )
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+
+    # ------------------------------------------------------------------ predicting
+
+    def _ready(self) -> ModelInterface:
+        if self.interface is None:
+            raise ModelLoadError("the model is not loaded; call up.ml.load() first")
+        return self.interface
+
+    def transform_in(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Validated request values -> model-format values (array arguments only)."""
+        interface = self._ready()
+        hook = self.up.plugins.hook
+        values = dict(data)
+        for arg in interface.arguments:
+            if arg.kind == "array" and arg.name in values:
+                try:
+                    values[arg.name] = hook.transformer_to_model(
+                        transformer=self.transformer_in, data=values[arg.name], argument=arg
+                    )
+                except RequestError:
+                    raise
+                except Exception as error:
+                    raise PredictTransformDataError(
+                        f"could not convert {arg.name!r} for the model: {error}", loc=["body", arg.name]
+                    ) from error
+        return values
+
+    def call_model(self, values: dict[str, Any]) -> Any:
+        """Run the model's predict method on model-format values."""
+        try:
+            return self._ready().call(values)
+        except RequestError:
+            raise
+        except Exception as error:
+            logger.exception("the model raised while predicting")
+            raise PredictError(f"the model raised {type(error).__name__}: {error}") from error
+
+    def transform_out(self, result: Any) -> Any:
+        try:
+            return self.up.plugins.hook.transformer_from_model(
+                transformer=self.transformer_out, data=result
+            )
+        except RequestError:
+            raise
+        except Exception as error:
+            raise PredictedTransformDataError(
+                f"could not turn the model's result ({type(result).__name__}) into JSON: {error}"
+            ) from error
+
+    def is_empty(self, values: dict[str, Any]) -> bool:
+        rows = self._ready().rows
+        return rows is not None and rows.name in values and len(values[rows.name]) == 0
+
+    def predict_sync(self, data: dict[str, Any], *, transform: bool = True) -> Any:
+        """Validated values in, JSON-ready result out; runs in the caller's thread."""
+        if self.is_empty(data):
+            return []
+        values = self.transform_in(data) if transform else data
+        return self.transform_out(self.call_model(values))
+
+    async def run_in_pool(self, data: dict[str, Any], *, transform: bool = True) -> Any:
+        """:meth:`predict_sync` in the thread pool (or inline when ``use_thread_loop`` is off)."""
+        if self.executor is None:
+            return self.predict_sync(data, transform=transform)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, lambda: self.predict_sync(data, transform=transform)
+        )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if self.validator is None:
+            self._ready()
+        assert self.validator is not None
+        return self.validator.validate(data)
+
+    async def predict(self, **data: Any) -> Any:
+        """Validate, transform, predict and transform back, like ``POST /predict``."""
+        return await self.run_in_pool(self.validate(data))
+
+    async def predict_from(self, **data: Any) -> Any:
+        """Predict on data already in the model's format (no validation, no input transform)."""
+        return await self.run_in_pool(data, transform=False)

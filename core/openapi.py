@@ -1,0 +1,132 @@
+"""The OpenAPI document, built from the analysed model so it describes the real request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.analysis import Argument, Column
+
+if TYPE_CHECKING:
+    from core.up import UP
+
+_SCALAR = {"int": "integer", "float": "number", "str": "string", "bool": "boolean",
+           "list": "array", "dict": "object"}
+_DTYPE = {"b": "boolean", "i": "integer", "u": "integer", "f": "number", "c": "number"}
+
+
+def _column_schema(column: Column) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _SCALAR.get(column.type, "string")}
+    if column.default is not None:
+        schema["default"] = column.default
+    return schema
+
+
+def argument_schema(argument: Argument, columns: tuple[Column, ...] | None) -> dict[str, Any]:
+    """JSON Schema of one predict argument."""
+    if argument.kind != "array":
+        schema: dict[str, Any] = {"type": _SCALAR[argument.kind]} if argument.kind in _SCALAR else {}
+        if not argument.required and argument.default is not None:
+            schema["default"] = argument.default
+        return schema
+    if argument.is_rows and columns:
+        row = {
+            "type": "object",
+            "properties": {c.name: _column_schema(c) for c in columns},
+            "required": [c.name for c in columns if c.required],
+            "additionalProperties": False,
+        }
+        return {"type": "array", "items": row, "description": "rows, one object per row"}
+    tensor = argument.tensor
+    if tensor is None:
+        return {"type": "array", "items": {}, "description": "rows for the model"}
+    import numpy as np
+
+    leaf: dict[str, Any] = (
+        {"type": "string"} if tensor.dtype == "string"
+        else {"type": _DTYPE.get(np.dtype(tensor.dtype).kind, "number")}
+    )
+    schema = leaf
+    for dim in reversed(tensor.shape or (None,)):
+        schema = {"type": "array", "items": schema}
+        if dim is not None:
+            schema["minItems"] = schema["maxItems"] = dim
+    schema["description"] = f"{tensor.dtype} tensor of shape {list(tensor.shape or [])}"
+    return schema
+
+
+def request_schema(up: UP) -> dict[str, Any]:
+    interface = up.ml.interface
+    assert interface is not None
+    return {
+        "type": "object",
+        "properties": {a.name: argument_schema(a, interface.columns) for a in interface.arguments},
+        "required": [a.name for a in interface.arguments if a.required],
+        "additionalProperties": False,
+    }
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+        "predict_id": {"type": "string"},
+    },
+}
+
+
+def document(up: UP) -> dict[str, Any]:
+    conf = up.conf
+    errors = {
+        str(code): {"description": text,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for code, text in [
+            (400, "invalid JSON"), (413, "body over max_body_size"), (422, "validation error"),
+            (429, "throttled"), (500, "the model or a transformer failed"),
+        ]
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": conf.name, "version": conf.version},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": f"Predict with {conf.name}",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the prediction",
+                            "headers": {"X-Predict-Id": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "properties": {"predict_result": {}}}}},
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/health": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "ready"}}}},
+            "/info": {"get": {"summary": "Model, schema, architecture and plugins", "responses": {"200": {"description": "info"}}}},
+        },
+        "components": {"schemas": {"PredictRequest": request_schema(up), "Error": ERROR_SCHEMA}},
+    }
+
+
+SWAGGER_HTML = """<!doctype html>
+<html><head><title>{title} - API docs</title><meta charset="utf-8">
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#ui"});</script>
+</body></html>"""

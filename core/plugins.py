@@ -1,0 +1,309 @@
+"""The plugin manager: hookspecs, built-in plugins, entry points, and the name registries.
+
+``load_plugins()`` builds it in one place, the way pluggy's example host does:
+
+1. add the specs in :mod:`core.hookspecs`;
+2. register the built-in plugin (:mod:`core.builtin`: built-in behaviour is a plugin too);
+3. load the entry-point group ``core`` (every installed plugin distribution), limited by the
+   environment variable ``CORE_LOAD_PLUGINS`` (a comma-separated list of plugin or
+   distribution names; empty loads none);
+4. ``check_pending()``, so a misspelt hook fails at start-up;
+5. call the ``register_*`` hooks one plugin at a time, so that every name is attributed to
+   the distribution that registered it and a clash names both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
+
+import attrs
+import importlib_metadata
+import pluggy
+
+from core import hookspecs
+from core.components import Architecture, Binarizer, Storage, Transformer
+from core.errors import ConfigError, PluginError
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+LOAD_PLUGINS_ENV = "CORE_LOAD_PLUGINS"
+
+T = TypeVar("T")
+
+#: Names pymlup used for its components, accepted so that pymlup configs keep working.
+PYMLUP_ALIASES: dict[str, dict[str, str]] = {
+    "storage": {
+        "mlup.ml.storage.memory.MemoryStorage": "memory",
+        "mlup.ml.storage.local_disk.DiskStorage": "disk",
+    },
+    "binarizer": {
+        "mlup.ml.binarization.pickle.PickleBinarizer": "pickle",
+        "mlup.ml.binarization.joblib.JoblibBinarizer": "pickle",
+        "mlup.ml.binarization.onnx.InferenceSessionBinarizer": "onnx",
+        "mlup.ml.binarization.onnx.InferenceSessionFullReturnBinarizer": "onnx",
+    },
+    "transformer": {
+        "mlup.ml.data_transformers.numpy_data_transformer.NumpyDataTransformer": "numpy",
+        "mlup.ml.data_transformers.src_data_transformer.SrcDataTransformer": "passthrough",
+    },
+    "architecture": {
+        "mlup.web.architecture.directly_to_predict.DirectlyToPredictArchitecture": (
+            "directly_to_predict"
+        ),
+        "mlup.web.architecture.worker_and_queue.WorkerAndQueueArchitecture": "worker_and_queue",
+        "mlup.web.architecture.batching.BatchingSingleProcessArchitecture": "batching",
+    },
+}
+
+
+@attrs.frozen
+class Registration:
+    """One name in a registry and who provided it."""
+
+    name: str
+    cls: type
+    plugin: str
+    distribution: str | None
+
+
+@attrs.frozen
+class PluginInfo:
+    """A loaded plugin, as listed by ``core plugins`` and ``/info``."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    provides: dict[str, list[str]]
+    hooks: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class Registry(Generic[T]):
+    """Named components of one kind (storage, binarizer, transformer, architecture)."""
+
+    def __init__(self, kind: str, base: type[T], config_key: str) -> None:
+        self.kind = kind
+        self.base = base
+        self.config_key = config_key
+        self.entries: dict[str, Registration] = {}
+
+    def add(self, name: str, cls: type, plugin: str, distribution: str | None) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {self.kind} with no name")
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(
+                f"plugin {plugin!r} registered {self.kind} {name!r} as {cls!r}, "
+                f"which is not a subclass of core.{self.base.__name__}"
+            )
+        if name in self.entries:
+            first = self.entries[name]
+            raise PluginError(
+                f"two plugins claim the {self.kind} name {name!r}: "
+                f"{_who(first.plugin, first.distribution)} and {_who(plugin, distribution)}; "
+                f"uninstall one, or limit {LOAD_PLUGINS_ENV}"
+            )
+        self.entries[name] = Registration(name, cls, plugin, distribution)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str) -> type[T]:
+        """The class for ``name``: a registered name, a pymlup name, or a dotted path."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{self.config_key} must be a non-empty string, got {name!r}")
+        name = PYMLUP_ALIASES.get(self.kind, {}).get(name, name)
+        if name in self.entries:
+            return self.entries[name].cls  # type: ignore[return-value]
+        if "." in name or ":" in name:
+            return self._import(name)
+        installed = ", ".join(self.names()) or "none"
+        hint = {
+            "storage": "pip install core-storage-disk / core-storage-memory",
+            "binarizer": "pip install core-binarizer-pickle / core-binarizer-onnx",
+        }.get(self.kind)
+        extra = f" ({hint})" if hint and not self.entries else ""
+        raise ConfigError(
+            f"unknown {self.kind} {name!r} in {self.config_key}; installed: {installed}{extra}; "
+            f"or give a dotted path to a core.{self.base.__name__} subclass"
+        )
+
+    def _import(self, path: str) -> type[T]:
+        module_name, _, attr = path.replace(":", ".").rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ConfigError(
+                f"{self.config_key} = {path!r}: cannot import module {module_name!r} ({error})"
+            ) from None
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise ConfigError(f"{self.config_key} = {path!r}: module {module_name!r} has no {attr!r}")
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise ConfigError(
+                f"{self.config_key} = {path!r} is not a subclass of core.{self.base.__name__}"
+            )
+        return cls
+
+
+def _who(plugin: str, distribution: str | None) -> str:
+    return f"plugin {plugin!r} (distribution {distribution})" if distribution else f"plugin {plugin!r}"
+
+
+class Plugins:
+    """The loaded plugins: the pluggy manager, its hook caller and the four registries."""
+
+    def __init__(self, pm: pluggy.PluginManager, distributions: dict[str, tuple[str, str]]) -> None:
+        self.pm = pm
+        self.hook = pm.hook
+        self._distributions = distributions  # plugin name -> (distribution, version)
+        self.storages: Registry[Storage] = Registry("storage", Storage, "storage_type")
+        self.binarizers: Registry[Binarizer] = Registry(
+            "binarizer", Binarizer, "binarization_type"
+        )
+        self.transformers: Registry[Transformer] = Registry(
+            "transformer", Transformer, "data_transformer_for_predict"
+        )
+        self.architectures: Registry[Architecture] = Registry("architecture", Architecture, "mode")
+        self._fill_registries()
+
+    def _registries(self) -> dict[str, Registry[Any]]:
+        return {
+            "register_storages": self.storages,
+            "register_binarizers": self.binarizers,
+            "register_transformers": self.transformers,
+            "register_architectures": self.architectures,
+        }
+
+    def _fill_registries(self) -> None:
+        for hook_name, registry in self._registries().items():
+            caller = getattr(self.hook, hook_name)
+            for impl in reversed(caller.get_hookimpls()):  # registration order
+                plugin_name = impl.plugin_name
+                distribution = self._distributions.get(plugin_name, (None, None))[0]
+
+                def register(
+                    name: str,
+                    cls: type,
+                    _registry: Registry[Any] = registry,
+                    _plugin: str = plugin_name,
+                    _dist: str | None = distribution,
+                ) -> None:
+                    _registry.add(name, cls, _plugin, _dist)
+
+                try:
+                    impl.function(register=register)
+                except PluginError:
+                    raise
+                except Exception as error:
+                    raise PluginError(
+                        f"plugin {plugin_name!r} failed in {hook_name}: {error}\n"
+                        + traceback.format_exc()
+                    ) from error
+
+    def info(self) -> list[PluginInfo]:
+        """Every loaded plugin with its distribution, version, names and hooks."""
+        provides: dict[str, dict[str, list[str]]] = {}
+        for registry in self._registries().values():
+            for entry in registry.entries.values():
+                provides.setdefault(entry.plugin, {}).setdefault(registry.kind, []).append(
+                    entry.name
+                )
+        result = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist, version = self._distributions.get(name, (None, None))
+            hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+            result.append(PluginInfo(name, dist, version, provides.get(name, {}), hooks))
+        return result
+
+
+def _selected(env_value: str | None) -> set[str] | None:
+    if env_value is None:
+        return None
+    return {part.strip() for part in env_value.split(",") if part.strip()}
+
+
+def load_plugins(
+    extra: Iterable[object] = (),
+    *,
+    entry_points: bool = True,
+    only: str | None = None,
+) -> Plugins:
+    """Build the plugin manager (see the module docstring for the order).
+
+    :param extra: more plugin objects (modules or instances) to register, for tests and
+        embedding applications.
+    :param entry_points: load the installed plugin distributions.
+    :param only: like ``CORE_LOAD_PLUGINS``; defaults to that variable.
+    """
+    from core import builtin
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(builtin, name="core.builtin")
+    distributions: dict[str, tuple[str, str]] = {}
+
+    if entry_points:
+        wanted = _selected(only if only is not None else os.environ.get(LOAD_PLUGINS_ENV))
+        seen = set()
+        for ep in sorted(
+            importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
+        ):
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            version = dist.version if dist is not None else None
+            if wanted is not None and ep.name not in wanted and dist_name not in wanted:
+                continue
+            if (ep.name, dist_name) in seen:  # the same distribution seen on two paths
+                continue
+            seen.add((ep.name, dist_name))
+            if pm.has_plugin(ep.name):
+                other = distributions.get(ep.name, ("?", "?"))[0]
+                raise PluginError(
+                    f"two distributions register the plugin name {ep.name!r}: "
+                    f"{other} and {dist_name}; uninstall one"
+                )
+            try:
+                plugin = ep.load()
+            except Exception as error:
+                raise PluginError(
+                    f"plugin {ep.name!r} (distribution {dist_name} {version}) failed to import "
+                    f"{ep.value!r}: {type(error).__name__}: {error}\n"
+                    f"Set {LOAD_PLUGINS_ENV} to the plugins you want, to start without it.\n"
+                    f"Original traceback:\n{traceback.format_exc()}"
+                ) from error
+            pm.register(plugin, name=ep.name)
+            if dist_name is not None:
+                distributions[ep.name] = (dist_name, version or "?")
+
+    for plugin in extra:
+        pm.register(plugin)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise PluginError(f"a plugin implements an unknown hook: {error}") from error
+    return Plugins(pm, distributions)
+
+
+_default: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugins, built on first use."""
+    global _default
+    if _default is None:
+        _default = load_plugins()
+    return _default
+
+
+def reset_plugins() -> None:
+    """Forget the process-wide plugins (tests; after installing a plugin at run time)."""
+    global _default
+    _default = None

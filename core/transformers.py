@@ -1,0 +1,83 @@
+"""The built-in data transformers: ``numpy`` (default) and ``passthrough``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from core.analysis import Argument
+from core.components import Transformer
+from core.errors import ConfigError
+
+
+class NumpyTransformer(Transformer):
+    """Rows become a numpy array (of ``dtype_for_predict`` or the model's declared dtype);
+    results of any shape (arrays, numpy scalars, lists, tuples, dicts, plain values) become
+    JSON-ready values."""
+
+    def __init__(self, dtype: str | None = None) -> None:
+        if dtype is not None:
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                raise ConfigError(f"dtype_for_predict {dtype!r} is not a numpy dtype") from None
+        self.dtype = dtype
+
+    def to_model(self, data: Any, argument: Argument) -> Any:
+        dtype = self.dtype or (argument.tensor.dtype if argument.tensor else None)
+        if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype):
+            return data
+        return np.asarray(data, dtype=dtype)
+
+    def from_model(self, data: Any) -> Any:
+        return to_jsonable(data)
+
+
+class PassthroughTransformer(Transformer):
+    """Hands the validated JSON values to the model unchanged (pymlup's ``SrcDataTransformer``).
+    On the way out, numpy values are still made JSON-ready."""
+
+    def __init__(self, dtype: str | None = None) -> None:
+        self.dtype = dtype
+
+    def from_model(self, data: Any) -> Any:
+        return to_jsonable(data)
+
+
+def to_jsonable(data: Any) -> Any:
+    """Make ``data`` serialisable by orjson (with ``OPT_SERIALIZE_NUMPY``).
+
+    Contiguous numeric numpy arrays are left for orjson to write natively (fast); everything
+    orjson cannot take (object or string arrays, non-contiguous views, numpy scalars inside
+    containers, tuples of arrays, sets, NaN) is converted.
+    """
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind in "fc" and data.size and not np.isfinite(data).all():
+            return _nan_to_none(data.tolist())
+        if data.dtype.kind in "biuf" and data.flags.c_contiguous and data.dtype.itemsize <= 8 \
+                and data.dtype != np.float16:
+            return data
+        return _nan_to_none(data.tolist())
+    if isinstance(data, np.generic):
+        return _nan_to_none(data.item())
+    if isinstance(data, dict):
+        return {str(k): to_jsonable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
+        return to_jsonable(data.to_dict(orient="records"))
+    if hasattr(data, "tolist"):  # pandas Series, torch tensors...
+        return to_jsonable(data.tolist())
+    return data
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value

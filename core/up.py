@@ -1,0 +1,134 @@
+"""``UP``: the application object of the seeds' life cycle (``up.ml``, ``up.web``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.ml import ML
+from core.plugins import Plugins, get_plugins
+from core.web import Web
+
+
+class UP:
+    """A model and its config, ready to load and serve.
+
+    >>> up = UP(ml_model=my_model)          # memory storage: the model is already here
+    >>> up.ml.load(); up.predict(X=[[1, 2, 3]])
+    """
+
+    def __init__(self, ml_model: Any = None, conf: Config | None = None,
+                 plugins: Plugins | None = None) -> None:
+        self.conf = conf if conf is not None else Config()
+        self.plugins = plugins if plugins is not None else get_plugins()
+        self.ml = ML(self, ml_model)
+        self.web = Web(self)
+
+    # ------------------------------------------------------------------ config
+
+    @classmethod
+    def load_from_dict(cls, conf: dict[str, Any], load_model: bool = True) -> UP:
+        up = cls(conf=Config.from_dict(conf))
+        if load_model:
+            up.ml.load()
+        return up
+
+    @classmethod
+    def load_from_file(cls, path: str | os.PathLike[str], load_model: bool = True) -> UP:
+        """A TOML, JSON or YAML config file."""
+        up = cls(conf=Config.from_file(path))
+        if load_model:
+            up.ml.load()
+        return up
+
+    load_from_json = load_from_yaml = load_from_toml = load_from_file
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.conf.to_dict()
+
+    def to_json(self, path: str | Path) -> str:
+        return self.conf.to_json(path)
+
+    def to_toml(self, path: str | Path) -> str:
+        return self.conf.to_toml(path)
+
+    # ------------------------------------------------------------------ predicting
+
+    def predict(self, **predict_data: Any) -> Any:
+        """Predict like ``POST /predict``: ``up.predict(X=[[1, 2, 3]])``."""
+        return _run(self.ml.predict(**predict_data))
+
+    def predict_from(self, **predict_data: Any) -> Any:
+        """Predict on data already in the model's format (numpy arrays...), no validation."""
+        return _run(self.ml.predict_from(**predict_data))
+
+    async def async_predict(self, **predict_data: Any) -> Any:
+        return await self.ml.predict(**predict_data)
+
+    # ------------------------------------------------------------------ serving
+
+    def run_web_app(self, daemon: bool = False, force_load: bool = False) -> None:
+        """Serve with hypercorn on ``conf.host:conf.port``; ``daemon=True`` returns once the
+        server listens (stop it with :meth:`stop_web_app`)."""
+        if not self.ml.loaded:
+            self.ml.load()
+        if not self.web.loaded or force_load:
+            self.web.load()
+        self.web.run(daemon=daemon)
+
+    def stop_web_app(self, shutdown_timeout: float | None = None) -> None:
+        self.web.stop(shutdown_timeout=shutdown_timeout)
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /info`` answers."""
+        from core.openapi import request_schema
+
+        conf = self.conf
+        interface = self.ml.interface
+        architecture = self.web.architecture
+        return {
+            "name": conf.name,
+            "version": conf.version,
+            "model": {
+                "type": type(self.ml.model_obj).__name__ if self.ml.loaded else None,
+                "storage_type": conf.storage_type,
+                "binarization_type": self.ml.binarizer_name,
+                "files": self.ml.files,
+                "predict_method_name": conf.predict_method_name,
+                "arguments": [
+                    {"name": a.name, "kind": a.kind, "required": a.required,
+                     "default": a.default, "is_rows": a.is_rows,
+                     "dtype": a.tensor.dtype if a.tensor else None,
+                     "shape": list(a.tensor.shape) if a.tensor and a.tensor.shape else None}
+                    for a in (interface.arguments if interface else ())
+                ],
+                "columns": conf.columns,
+            },
+            "request_schema": request_schema(self) if interface else None,
+            "architecture": {"mode": conf.mode, **(architecture.info() if architecture else {})},
+            "web": {
+                "active_predicts": self.web.active_predicts,
+                "throttling_max_requests": conf.throttling_max_requests,
+                "throttling_max_request_len": conf.throttling_max_request_len,
+                "max_body_size": conf.max_body_size,
+            },
+            "plugins": [p.to_dict() for p in self.plugins.info()],
+        }
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine from sync code, also when called inside a running loop's thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+

@@ -1,0 +1,210 @@
+"""Request validation: a JSON body checked against the analysed model interface.
+
+Fast path first: rows of numbers become one numpy array in a single C call. Only when that
+fails does a slow pass walk the rows to say exactly which row and field is wrong, so that a
+good request pays for one conversion and a bad one gets a precise 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.analysis import COLUMN_TYPES, Argument, Column, ModelInterface
+from core.errors import ValidationError
+
+MAX_DETAILS = 20
+
+Loc = list[str | int]
+
+
+def _detail(loc: Loc, msg: str, type_: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+class RequestValidator:
+    """Validates ``/predict`` bodies for one model interface."""
+
+    def __init__(self, interface: ModelInterface, dtype_for_predict: str | None = None) -> None:
+        self.interface = interface
+        self.arguments = {a.name: a for a in interface.arguments}
+        self.dtype_for_predict = dtype_for_predict
+
+    def validate(self, body: Any) -> dict[str, Any]:
+        """Return the validated values by argument name, or raise a 422 naming every problem."""
+        if not isinstance(body, dict):
+            raise ValidationError(
+                [_detail(["body"], f"must be a JSON object with the predict arguments "
+                         f"({', '.join(self.arguments)}), got {type(body).__name__}", "type_error")]
+            )
+        details: list[dict[str, Any]] = []
+        result: dict[str, Any] = {}
+        for name in body:
+            if name not in self.arguments:
+                details.append(
+                    _detail(["body", name], f"unknown field; the model takes: {', '.join(self.arguments)}",
+                            "extra_forbidden")
+                )
+        for arg in self.interface.arguments:
+            if arg.name not in body or (body[arg.name] is None and not arg.required):
+                if arg.required:
+                    details.append(_detail(["body", arg.name], "field required", "missing"))
+                continue
+            value = body[arg.name]
+            if arg.kind == "array":
+                result[arg.name] = self._array(arg, value, details)
+            else:
+                problem = _check_scalar(arg.kind, value)
+                if problem:
+                    details.append(_detail(["body", arg.name], problem, "type_error"))
+                else:
+                    result[arg.name] = value
+        if details:
+            raise ValidationError(details[:MAX_DETAILS])
+        return result
+
+    # ------------------------------------------------------------------ arrays
+
+    def _array(self, arg: Argument, value: Any, details: list[dict[str, Any]]) -> Any:
+        loc: Loc = ["body", arg.name]
+        if isinstance(value, dict) and arg.tensor is None and not arg.is_rows:
+            return value
+        if not isinstance(value, list):
+            details.append(_detail(loc, f"must be a list (array), got {type(value).__name__}", "type_error"))
+            return None
+        if arg.is_rows and self.interface.columns:
+            return self._column_rows(value, loc, details)
+        tensor = arg.tensor
+        if tensor is None:
+            # A Python model: no declared shape. Rows must at least be consistent.
+            _check_ragged(value, loc, details)
+            return value
+        try:
+            array = np.asarray(value, dtype=tensor.dtype if tensor.dtype != "string" else object)
+        except (ValueError, TypeError, OverflowError):
+            _explain(value, tensor.dtype, loc, details)
+            return None
+        if tensor.shape is not None:
+            _check_shape(array, tensor.shape, loc, details)
+        return array
+
+    def _column_rows(self, rows: list[Any], loc: Loc, details: list[dict[str, Any]]) -> list[list[Any]]:
+        columns = self.interface.columns or ()
+        names = [c.name for c in columns]
+        out = []
+        for index, row in enumerate(rows):
+            if len(details) >= MAX_DETAILS:
+                break
+            row_loc = [*loc, index]
+            if isinstance(row, list):
+                if len(row) != len(columns):
+                    details.append(_detail(row_loc, f"expected {len(columns)} values ({', '.join(names)}), "
+                                           f"got {len(row)}", "wrong_length"))
+                    continue
+                row = dict(zip(names, row))
+            elif not isinstance(row, dict):
+                details.append(_detail(row_loc, f"must be an object with {', '.join(names)}", "type_error"))
+                continue
+            for key in row:
+                if key not in names:
+                    details.append(_detail([*row_loc, key], f"unknown column; columns: {', '.join(names)}",
+                                           "extra_forbidden"))
+            out.append([_column_value(c, row, row_loc, details) for c in columns])
+        return out
+
+
+def _column_value(column: Column, row: dict[str, Any], loc: Loc, details: list[dict[str, Any]]) -> Any:
+    if column.name not in row or row[column.name] is None:
+        if column.required:
+            details.append(_detail([*loc, column.name], "field required", "missing"))
+        return column.default
+    value = row[column.name]
+    problem = _check_scalar(column.type, value)
+    if problem:
+        details.append(_detail([*loc, column.name], problem, "type_error"))
+    return value
+
+
+def _check_scalar(kind: str, value: Any) -> str | None:
+    if kind == "any":
+        return None
+    expected = COLUMN_TYPES.get(kind)
+    if expected is None:
+        return None
+    if isinstance(value, bool) and kind != "bool":
+        return f"must be {kind}, got bool"
+    if not isinstance(value, expected):
+        return f"must be {kind}, got {_json_type(value)}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    return {
+        bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _check_ragged(rows: list[Any], loc: Loc, details: list[dict[str, Any]]) -> None:
+    if not rows or not isinstance(rows[0], list):
+        return
+    width = len(rows[0])
+    for index, row in enumerate(rows):
+        if not isinstance(row, list):
+            details.append(_detail([*loc, index], f"must be a list like row 0, got {_json_type(row)}", "type_error"))
+        elif len(row) != width:
+            details.append(_detail([*loc, index], f"expected {width} values like row 0, got {len(row)}",
+                                   "wrong_length"))
+        if len(details) >= MAX_DETAILS:
+            return
+
+
+def _check_shape(array: np.ndarray, shape: tuple[int | None, ...], loc: Loc,
+                 details: list[dict[str, Any]]) -> None:
+    if array.ndim != len(shape):
+        if array.size == 0 and array.ndim == 1:
+            return  # an empty list of rows
+        details.append(_detail(loc, f"expected {len(shape)} dimension(s) of shape "
+                               f"{_shape_text(shape)}, got shape {list(array.shape)}", "wrong_shape"))
+        return
+    for axis, (want, got) in enumerate(zip(shape, array.shape)):
+        if want is not None and want != got:
+            where = loc if axis == 0 else [*loc, 0]
+            details.append(_detail(where, f"dimension {axis} must have {want} values "
+                                   f"(shape {_shape_text(shape)}), got {got}", "wrong_length"))
+            return
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
+
+
+def _explain(value: Any, dtype: str, loc: Loc, details: list[dict[str, Any]]) -> None:
+    """Walk nested lists to name the first values numpy could not convert, and ragged rows."""
+    kind = np.dtype(dtype).kind if dtype != "string" else "O"
+    before = len(details)
+
+    def walk(item: Any, where: Loc, depth_shape: list[int | None]) -> None:
+        if len(details) >= MAX_DETAILS:
+            return
+        if isinstance(item, list):
+            for i, sub in enumerate(item):
+                walk(sub, [*where, i], depth_shape)
+            return
+        ok = (
+            (kind in "fc" and isinstance(item, (int, float)) and not isinstance(item, bool))
+            or (kind in "iu" and isinstance(item, int) and not isinstance(item, bool))
+            or (kind == "b" and isinstance(item, bool))
+            or kind in "OSU"
+        )
+        if not ok:
+            details.append(_detail(where, f"must be a {np.dtype(dtype).name if dtype != 'string' else 'string'} "
+                                   f"number, got {_json_type(item)} {item!r}"[:200], "type_error"))
+
+    walk(value, loc, [])
+    if len(details) == before:
+        _check_ragged(value, loc, details)
+    if len(details) == before:
+        details.append(_detail(loc, f"cannot be read as an array of {dtype} (rows of unequal length?)",
+                               "type_error"))

@@ -1,0 +1,325 @@
+"""``up.web``: the Starlette app that serves an analysed model, and running it under hypercorn.
+
+Errors become HTTP responses in one place, :func:`error_response`: every
+:class:`core.errors.RequestError` is a JSON body ``{"detail": [...], "predict_id": ...}`` with
+its status; anything else raised while predicting is a JSON 500, never a plain-text one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core import openapi
+from core.components import Architecture
+from core.errors import (
+    BodyTooLarge,
+    CoreError,
+    InternalError,
+    InvalidRequestBody,
+    RequestError,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationError,
+    WebAppLoadError,
+)
+
+if TYPE_CHECKING:
+    from core.up import UP
+
+logger = logging.getLogger("core")
+
+PREDICT_ID_HEADER = "X-Predict-Id"
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    from core.transformers import to_jsonable
+
+    converted = to_jsonable(value)
+    if converted is value:
+        return str(value)
+    return converted
+
+
+def dumps(data: Any) -> bytes:
+    """Serialise with orjson; numpy arrays natively, anything odd through to_jsonable."""
+    return orjson.dumps(data, default=_default, option=JSON_OPTIONS)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def error_response(error: RequestError, predict_id: str | None = None) -> JSONResponse:
+    """The one mapping from a RequestError to an HTTP response."""
+    body: dict[str, Any] = {"detail": error.details}
+    headers = dict(error.headers)
+    if predict_id is not None:
+        body["predict_id"] = predict_id
+        headers[PREDICT_ID_HEADER] = predict_id
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(f"the body is {length} bytes; the limit (max_body_size) is {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over the limit (max_body_size) of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise InvalidRequestBody("the body is empty; send a JSON object", loc=["body"])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None
+
+
+class Web:
+    """The web side of :class:`core.UP`: ``load()`` builds :attr:`app`."""
+
+    def __init__(self, up: UP) -> None:
+        self.up = up
+        self._app: Starlette | None = None
+        self.architecture: Architecture | None = None
+        self.active_predicts = 0
+        self.accepting = True
+        self.started = threading.Event()
+        self._server_thread: threading.Thread | None = None
+        self._server_loop: asyncio.AbstractEventLoop | None = None
+        self._server_stop: asyncio.Event | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._app is not None
+
+    @property
+    def app(self) -> Starlette:
+        """The Starlette app; add your own routes to it (``up.web.app.add_route(...)``)."""
+        if self._app is None:
+            raise WebAppLoadError("the web app is not built; call up.web.load() first")
+        return self._app
+
+    # ------------------------------------------------------------------ building
+
+    def load(self) -> None:
+        """(Re)build the app from the loaded model and the current config."""
+        if not self.up.ml.loaded or self.up.ml.interface is None:
+            raise WebAppLoadError("the model is not loaded; call up.ml.load() before up.web.load()")
+        from core.ml import build
+
+        conf = self.up.conf
+        cls = self.up.plugins.architectures.get(conf.mode)
+        self.architecture = build("architecture", cls, {"up": self.up}, "mode")
+        routes: list[BaseRoute] = [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/info", self.info, methods=["GET"]),
+            Route("/predict", self.predict, methods=["POST"]),
+        ]
+        if conf.show_docs:
+            routes += [
+                Route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False),
+                Route("/docs", self.docs, methods=["GET"], include_in_schema=False),
+            ]
+        assert self.architecture is not None
+        routes += self.architecture.routes()
+        for extra in self.up.plugins.hook.register_routes(up=self.up):
+            routes += extra or []
+        self._app = Starlette(
+            debug=conf.debug,
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: self._http_error, Exception: self._server_error},
+        )
+        self._openapi = openapi.document(self.up)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        assert self.architecture is not None
+        self.accepting = True
+        await self.architecture.start()
+        self.started.set()
+
+    async def shutdown(self) -> None:
+        self.accepting = False
+        if self.architecture is not None:
+            await self.architecture.stop(self.up.conf.timeout_for_shutdown_daemon)
+        self.started.clear()
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": self.up.conf.name, "version": self.up.conf.version})
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(self.up.info())
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(self._openapi)
+
+    async def docs(self, request: Request) -> Response:
+        return HTMLResponse(openapi.SWAGGER_HTML.replace("{title}", self.up.conf.name))
+
+    async def predict(self, request: Request) -> Response:
+        predict_id = uuid.uuid4().hex
+        conf = self.up.conf
+        limit = conf.throttling_max_requests
+        if limit is not None and self.active_predicts >= limit:
+            return error_response(
+                TooManyRequests(f"{self.active_predicts} predictions are running; the limit "
+                                f"(throttling_max_requests) is {limit}", headers={"Retry-After": "1"}),
+                predict_id,
+            )
+        self.active_predicts += 1
+        try:
+            if not self.accepting:
+                raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": "1"})
+            body = parse_json(await read_body(request, conf.max_body_size))
+            data = self.up.ml.validate(body)
+            self.check_request_len(data)
+            result = await self.up.plugins.hook.architecture_predict(
+                architecture=self.architecture, data=data, predict_id=predict_id
+            )
+            if isinstance(result, Response):
+                result.headers[PREDICT_ID_HEADER] = predict_id
+                return result
+            return Response(
+                dumps({"predict_result": result}),
+                media_type="application/json",
+                headers={PREDICT_ID_HEADER: predict_id},
+            )
+        except RequestError as error:
+            return error_response(error, predict_id)
+        except Exception as error:  # a bug in a plugin: still JSON, still the predict id
+            logger.exception("unexpected error while predicting (predict id %s)", predict_id)
+            return error_response(InternalError(f"{type(error).__name__}: {error}"), predict_id)
+        finally:
+            self.active_predicts -= 1
+
+    def check_request_len(self, data: dict[str, Any]) -> None:
+        limit = self.up.conf.throttling_max_request_len
+        rows = self.up.ml.interface.rows if self.up.ml.interface else None
+        if limit is None or rows is None or rows.name not in data:
+            return
+        count = len(data[rows.name])
+        if count > limit:
+            raise TooManyRequests(
+                f"{rows.name} has {count} rows; the limit (throttling_max_request_len) is {limit}",
+                loc=["body", rows.name],
+            )
+
+    async def _http_error(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return JSONResponse(
+            {"detail": [{"loc": [], "msg": error.detail, "type": "http_error"}]},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    async def _server_error(self, request: Request, error: Exception) -> Response:
+        if isinstance(error, RequestError):
+            return error_response(error)
+        logger.exception("unexpected error serving %s", request.url.path)
+        return error_response(InternalError(f"{type(error).__name__}: {error}"))
+
+    # ------------------------------------------------------------------ running
+
+    def hypercorn_config(self) -> Any:
+        from hypercorn.config import Config as HypercornConfig
+
+        config = HypercornConfig()
+        config.bind = [f"{self.up.conf.host}:{self.up.conf.port}"]
+        config.startup_timeout = 24 * 3600  # the model loads before the app starts
+        config.graceful_timeout = self.up.conf.timeout_for_shutdown_daemon
+        config.accesslog = None
+        return config
+
+    def run(self, daemon: bool = False) -> None:
+        """Serve with hypercorn: block until SIGINT/SIGTERM, or (``daemon``) in a thread."""
+        from hypercorn.asyncio import serve
+
+        if not daemon:
+            asyncio.run(serve(self.app, self.hypercorn_config()))  # type: ignore[arg-type]
+            return
+        if self._server_thread is not None and self._server_thread.is_alive():
+            raise WebAppLoadError("the web app is already running; call up.stop_web_app() first")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            loop = asyncio.new_event_loop()
+            self._server_loop = loop
+            self._server_stop = asyncio.Event()
+            ready.set()
+            try:
+                loop.run_until_complete(
+                    serve(self.app, self.hypercorn_config(), shutdown_trigger=self._server_stop.wait)  # type: ignore[arg-type]
+                )
+            except BaseException as error:  # reported to the caller below
+                failure.append(error)
+            finally:
+                loop.close()
+
+        self.started.clear()
+        self._server_thread = threading.Thread(target=target, name="core-web", daemon=True)
+        self._server_thread.start()
+        ready.wait()
+        deadline = time.monotonic() + 60
+        host = "127.0.0.1" if self.up.conf.host in ("0.0.0.0", "") else self.up.conf.host
+        while time.monotonic() < deadline:
+            if failure or not self._server_thread.is_alive():
+                raise WebAppLoadError(f"the web app failed to start: {failure[0] if failure else 'exited'}")
+            if self.started.is_set():
+                try:
+                    with socket.create_connection((host, self.up.conf.port), timeout=0.2):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise WebAppLoadError(f"the web app did not start listening on port {self.up.conf.port} in 60s")
+
+    def stop(self, shutdown_timeout: float | None = None) -> None:
+        """Stop a server started with ``run(daemon=True)``."""
+        if self._server_loop is None or self._server_thread is None or self._server_stop is None:
+            return
+        self._server_loop.call_soon_threadsafe(self._server_stop.set)
+        self._server_thread.join(shutdown_timeout or self.up.conf.timeout_for_shutdown_daemon + 5)
+        self._server_thread = None
+        self._server_loop = None
+
+
+__all__ = ["PREDICT_ID_HEADER", "CoreError", "ValidationError", "Web", "error_response"]
