@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -33,7 +34,8 @@ def configure_logging(level: str = "INFO") -> None:
 class ServeApp:
     """An ASGI app that builds the real one (``up.web.app``) during the lifespan start-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, conf: Any = None) -> None:
+        self.conf = conf  # a preset core.Config (``core serve``); else read from the environment
         self.up: Any = None
         self._inner: Any = None
 
@@ -41,7 +43,7 @@ class ServeApp:
         from core.config import Config
         from core.up import UP
 
-        conf = Config.from_env()
+        conf = self.conf if self.conf is not None else Config.from_env()
         configure_logging(conf.log_level)
         up = UP(conf=conf)
         up.ml.load()
@@ -67,11 +69,13 @@ class ServeApp:
                     await self.up.web.startup()
                     self._inner = self.up.web.app
                 except CoreError as error:
-                    line = f"core: cannot start: {error}".splitlines()[0] if "Traceback" in str(error) \
-                        else f"core: cannot start: {error}"
-                    logger.error("%s", line)
-                    await send({"type": "lifespan.startup.failed", "message": line})
-                    return
+                    # A user mistake: one line, exit 1. Reporting "startup.failed" to hypercorn
+                    # would print a traceback and still exit 0 from the parent process.
+                    logger.error("core: cannot start: %s", error)
+                    for handler in logger.handlers:
+                        handler.flush()
+                    sys.stderr.flush()
+                    os._exit(1)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.up is not None:

@@ -1,0 +1,72 @@
+"""Small Python models served by the tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+
+class SumModel:
+    """Row sums, with an optional scale and an offset."""
+
+    def predict(self, X: Any, scale: float = 1.0, offset: int = 0) -> Any:  # noqa: N803
+        return np.asarray(X, dtype=np.float64).sum(axis=1) * scale + offset
+
+
+class ColumnsModel:
+    def predict(self, X: Any) -> Any:  # noqa: N803
+        return [list(map(str, row)) for row in np.asarray(X, dtype=object).tolist()]
+
+
+class ShapesModel:
+    """Returns every kind of value a model returns, chosen by ``kind``."""
+
+    def predict(self, X: Any, kind: str = "array") -> Any:  # noqa: N803
+        x = np.asarray(X, dtype=np.float64)
+        return {
+            "array": x,
+            "scalar": np.float32(x.sum()),
+            "int": np.int64(len(x)),
+            "list": [np.float64(v) for v in x.sum(axis=1)],
+            "dict": {"sum": x.sum(axis=1), "n": len(x), "labels": np.array(["a"] * len(x))},
+            "tuple": (x.sum(axis=1), x.mean(axis=1)),
+            "plain": "hello",
+            "none": None,
+            "nan": np.array([np.nan, 1.0]),
+            "object": np.array([{"a": 1}], dtype=object),
+            "float16": x.astype(np.float16),
+            "transposed": x.T,
+        }[kind]
+
+
+class FailingModel:
+    def predict(self, X: Any) -> Any:  # noqa: N803
+        raise ValueError("the model does not like these rows")
+
+
+class SlowModel:
+    """Sleeps ``seconds`` per call; counts calls running at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def predict(self, X: Any, seconds: float = 0.5) -> Any:  # noqa: N803
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(seconds)
+        with self.lock:
+            self.running -= 1
+        return [self.peak] * len(X)
+
+
+sum_model = SumModel()
+columns_model = ColumnsModel()
+shapes_model = ShapesModel()
+failing_model = FailingModel()
+slow_model = SlowModel()

@@ -1,0 +1,200 @@
+"""The web app end to end: a real hypercorn server on 127.0.0.1 and a real HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from conftest import object_config
+
+
+@pytest.fixture
+def sum_server(serve):
+    return serve(object_config("models:sum_model"))
+
+
+def test_health_and_info(sum_server):
+    health = httpx.get(f"{sum_server.url}/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    info = httpx.get(f"{sum_server.url}/info").json()
+    assert info["name"] == "test-model"
+    args = {a["name"]: a for a in info["model"]["arguments"]}
+    assert args["X"]["is_rows"] and args["X"]["required"]
+    assert args["scale"] == {**args["scale"], "kind": "float", "default": 1.0, "required": False}
+    assert info["architecture"]["mode"] == "directly_to_predict"
+    assert any(p["name"] == "core.builtin" for p in info["plugins"])
+
+
+def test_predict_with_arguments_and_predict_id(sum_server):
+    r = httpx.post(f"{sum_server.url}/predict", json={"X": [[1, 2], [3, 4]], "scale": 2.0, "offset": 1})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predict_result": [7.0, 15.0]}
+    assert len(r.headers["X-Predict-Id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "loc", "fragment"),
+    [
+        (b"{not json", 400, ["body"], "invalid JSON"),
+        (b"", 400, ["body"], "empty"),
+        (b"[1, 2]", 422, ["body"], "JSON object"),
+        (b'{"X": [[1, 2]], "scale": "big"}', 422, ["body", "scale"], "must be float"),
+        (b'{"X": [[1, 2]], "bogus": 1}', 422, ["body", "bogus"], "unknown field"),
+        (b'{"scale": 2}', 422, ["body", "X"], "field required"),
+        (b'{"X": [[1, 2], [3]]}', 422, ["body", "X", 1], "expected 2 values"),
+        (b'{"X": 5}', 422, ["body", "X"], "must be a list"),
+        (b'{"X": [[1, 2]], "offset": 1.5}', 422, ["body", "offset"], "must be int"),
+    ],
+)
+def test_bad_requests_are_json_errors_naming_the_field(sum_server, body, status, loc, fragment):
+    r = httpx.post(f"{sum_server.url}/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    payload = r.json()
+    assert payload["predict_id"] == r.headers["X-Predict-Id"]
+    assert payload["detail"][0]["loc"] == loc
+    assert fragment in payload["detail"][0]["msg"]
+
+
+def test_model_error_is_a_json_500_with_the_message(serve):
+    server = serve(object_config("models:failing_model"))
+    r = httpx.post(f"{server.url}/predict", json={"X": [[1]]})
+    assert r.status_code == 500
+    assert "the model does not like these rows" in r.json()["detail"][0]["msg"]
+    assert r.headers["content-type"] == "application/json"
+    assert "X-Predict-Id" in r.headers
+
+
+def test_body_size_limit(serve):
+    server = serve(object_config("models:sum_model", max_body_size=1000))
+    r = httpx.post(f"{server.url}/predict", json={"X": [[1.0] * 10] * 100})
+    assert r.status_code == 413
+    assert "max_body_size" in r.json()["detail"][0]["msg"]
+    assert httpx.post(f"{server.url}/predict", json={"X": [[1.0]]}).status_code == 200
+
+
+def test_request_len_throttling_accepts_up_to_the_limit(serve):
+    server = serve(object_config("models:sum_model", throttling_max_request_len=3))
+    assert httpx.post(f"{server.url}/predict", json={"X": [[1]] * 3}).json()["predict_result"] == [1, 1, 1]
+    r = httpx.post(f"{server.url}/predict", json={"X": [[1]] * 4})
+    assert r.status_code == 429
+    assert "throttling_max_request_len" in r.json()["detail"][0]["msg"]
+
+
+def test_empty_rows_answer_empty_without_calling_the_model(serve):
+    server = serve(object_config("models:failing_model"))
+    r = httpx.post(f"{server.url}/predict", json={"X": []})
+    assert r.status_code == 200
+    assert r.json() == {"predict_result": []}
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("array", [[1.0, 2.0], [3.0, 4.0]]),
+        ("scalar", 10.0),
+        ("int", 2),
+        ("list", [3.0, 7.0]),
+        ("dict", {"sum": [3.0, 7.0], "n": 2, "labels": ["a", "a"]}),
+        ("tuple", [[3.0, 7.0], [1.5, 3.5]]),
+        ("plain", "hello"),
+        ("none", None),
+        ("nan", [None, 1.0]),
+        ("object", [{"a": 1}]),
+        ("float16", [[1.0, 2.0], [3.0, 4.0]]),
+        ("transposed", [[1.0, 3.0], [2.0, 4.0]]),
+    ],
+)
+def test_every_kind_of_result_becomes_json(serve, kind, expected, request):
+    server = request.node.__dict__.setdefault("server", None) or serve(object_config("models:shapes_model"))
+    r = httpx.post(f"{server.url}/predict", json={"X": [[1, 2], [3, 4]], "kind": kind})
+    assert r.status_code == 200, r.text
+    assert r.json()["predict_result"] == expected
+
+
+def test_columns_validate_dict_rows_and_fix_their_order(serve):
+    columns = [
+        {"name": "age", "type": "int"},
+        {"name": "city", "type": "str"},
+        {"name": "score", "type": "float", "required": False, "default": 0.5},
+    ]
+    server = serve(object_config("models:columns_model", columns=columns,
+                                 data_transformer_for_predict="passthrough"))
+    ok = httpx.post(f"{server.url}/predict", json={"X": [{"city": "Oslo", "age": 30}]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["predict_result"] == [["30", "Oslo", "0.5"]]
+    bad = httpx.post(f"{server.url}/predict",
+                     json={"X": [{"age": "old", "city": "Oslo"}, {"city": "Rome", "zip": 1}]})
+    assert bad.status_code == 422
+    locs = {tuple(d["loc"]): d["msg"] for d in bad.json()["detail"]}
+    assert "must be int" in locs[("body", "X", 0, "age")]
+    assert locs[("body", "X", 1, "age")] == "field required"
+    assert "unknown column" in locs[("body", "X", 1, "zip")]
+
+
+def test_openapi_describes_the_real_request(sum_server):
+    doc = httpx.get(f"{sum_server.url}/openapi.json").json()
+    schema = doc["components"]["schemas"]["PredictRequest"]
+    assert schema["required"] == ["X"]
+    assert schema["properties"]["scale"] == {"type": "number", "default": 1.0}
+    assert schema["properties"]["offset"]["type"] == "integer"
+    assert "/predict" in doc["paths"]
+    assert httpx.get(f"{sum_server.url}/docs").status_code == 200
+
+
+def test_concurrency_limit_and_health_while_busy(serve):
+    server = serve(object_config("models:slow_model", throttling_max_requests=2,
+                                 max_thread_loop_workers=4))
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            slow = [asyncio.create_task(client.post("/predict", json={"X": [[1]], "seconds": 1.0}))
+                    for _ in range(2)]
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            health = await client.get("/health")
+            health_time = time.monotonic() - started
+            rejected = await client.post("/predict", json={"X": [[1]], "seconds": 0.01})
+            done = await asyncio.gather(*slow)
+            return health, health_time, rejected, done
+
+    health, health_time, rejected, done = asyncio.run(scenario())
+    assert health.status_code == 200
+    assert health_time < 0.5  # the event loop is not blocked by the running predictions
+    assert rejected.status_code == 429
+    assert rejected.headers["Retry-After"]
+    assert "throttling_max_requests" in rejected.json()["detail"][0]["msg"]
+    assert [r.status_code for r in done] == [200, 200]
+    assert done[0].json()["predict_result"] == [2]  # both ran at the same time: no global lock
+
+
+def test_many_concurrent_requests_each_get_their_own_answer(sum_server):
+    async def scenario():
+        async with httpx.AsyncClient(base_url=sum_server.url, timeout=30) as client:
+            return await asyncio.gather(*[
+                client.post("/predict", json={"X": [[i, 1]] * (i % 5 + 1)}) for i in range(200)
+            ])
+
+    for i, r in enumerate(asyncio.run(scenario())):
+        assert r.status_code == 200
+        assert r.json()["predict_result"] == [float(i + 1)] * (i % 5 + 1)
+
+
+def test_unknown_route_is_json_404(sum_server):
+    r = httpx.get(f"{sum_server.url}/nope")
+    assert r.status_code == 404
+    assert r.json()["detail"][0]["type"] == "http_error"
+
+
+def test_startup_failure_is_one_line(server_factory):
+    server = server_factory({"storage_type": "nowhere"})
+    _code, log = server.run_to_exit()  # hypercorn's parent reports 0 for a failed worker
+    assert "core: cannot start: unknown storage 'nowhere'" in log
+    assert "Traceback" not in log
+
+
+def test_env_overrides_the_config_file(serve):
+    server = serve(object_config("models:sum_model"), env={"CORE_NAME": "from-env"})
+    assert httpx.get(f"{server.url}/info").json()["name"] == "from-env"
