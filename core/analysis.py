@@ -176,14 +176,14 @@ def analyse(
     parsed_columns = parse_columns(columns) if columns else None
 
     if not auto_detect_predict_params:
-        arguments = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
-        return ModelInterface(predict, arguments, parsed_columns)
+        fixed = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
+        return ModelInterface(predict, fixed, parsed_columns)
 
     try:
         signature = inspect.signature(predict)
     except (TypeError, ValueError):  # builtins without a signature: one positional rows arg
-        arguments = (Argument("X", "array", is_rows=True, positional=True),)
-        return ModelInterface(predict, arguments, parsed_columns)
+        fixed = (Argument("X", "array", is_rows=True, positional=True),)
+        return ModelInterface(predict, fixed, parsed_columns)
 
     try:
         hints = typing.get_type_hints(predict, include_extras=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.analysis import Argument
+from core.architectures.batching import Batching
 from core.architectures.direct import DirectlyToPredict
+from core.architectures.worker_and_queue import WorkerAndQueue
 from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
 from core.hookspecs import Register, hookimpl
 from core.transformers import NumpyTransformer, PassthroughTransformer
@@ -23,6 +25,8 @@ def register_transformers(register: Register) -> None:
 @hookimpl
 def register_architectures(register: Register) -> None:
     register("directly_to_predict", DirectlyToPredict)
+    register("worker_and_queue", WorkerAndQueue)
+    register("batching", Batching)
 
 
 @hookimpl(trylast=True)

@@ -46,11 +46,13 @@ def check_config(conf: Config) -> list[str]:
     checked = [f"storage {conf.storage_type!r} ({storage_cls.__module__}.{storage_cls.__name__})"]
     storage = build("storage", storage_cls, dict(conf.storage_kwargs), "storage_kwargs")
     storage.check()
-    if conf.storage_type not in ("memory",) and conf.binarization_type != "auto":
+    # storages that hand over a model object (LoadedFile.obj) need no binarizer
+    in_memory = conf.storage_type == "memory" or getattr(storage_cls, "hands_over_objects", False)
+    if not in_memory and conf.binarization_type != "auto":
         binarizer_cls = plugins.binarizers.get(conf.binarization_type)
         build("binarizer", binarizer_cls, dict(conf.binarization_kwargs), "binarization_kwargs")
         checked.append(f"binarizer {conf.binarization_type!r}")
-    elif conf.binarization_type == "auto" and conf.storage_type != "memory" and not plugins.binarizers.entries:
+    elif conf.binarization_type == "auto" and not in_memory and not plugins.binarizers.entries:
         raise ConfigError("binarization_type = 'auto' but no binarizer is installed "
                           "(pip install core-binarizer-pickle / core-binarizer-onnx)")
     for key in ("data_transformer_for_predict", "data_transformer_for_predicted"):
@@ -89,7 +91,7 @@ def _config_from_manifest(path: str) -> Config:
         from core_mlcomponent.manifest import config_from_manifest
     except ImportError:
         raise ConfigError("--manifest needs the MLComponent plugin: pip install core-mlcomponent") from None
-    return config_from_manifest(path)  # type: ignore[no-any-return]
+    return config_from_manifest(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -42,6 +42,10 @@ LEGACY_KEYS: dict[str, str] = {
     "uvicorn_kwargs": "core is served by hypercorn; pass hypercorn options on its command line",
     "item_id_col_name": "results are returned in request order; no item id column is added",
     "web_app_version": "the API version is the model's `version`",
+    "min_batch_len": "batching sends a batch when it holds max_batch_size rows or when the "
+    "oldest request has waited max_batch_wait milliseconds; set those instead",
+    "batch_worker_timeout": "batching waits at most max_batch_wait (milliseconds, counted from "
+    "the oldest waiting request's arrival); set that instead",
 }
 
 
@@ -67,6 +71,11 @@ def _typed(*types: type, optional: bool = False) -> Any:
 def _positive(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise ConfigError(f"config key {attribute.name!r} must be greater than 0, got {value!r}")
+
+
+def _not_negative(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value < 0:
+        raise ConfigError(f"config key {attribute.name!r} must be 0 or more, got {value!r}")
 
 
 def _columns(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -122,6 +131,16 @@ class Config:
     max_body_size: int = _setting(32 * 1024 * 1024, int, extra=[_positive])
     timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
     log_level: str = _setting("INFO", str)
+
+    # -- serving architectures (mode): worker_and_queue and batching
+    max_queue_size: int = _setting(100, int, extra=[_positive])
+    worker_count: int | None = _setting(None, int, optional=True, extra=[_positive])
+    is_long_predict: bool = _setting(False, bool)
+    ttl_predicted_data: float = _setting(60.0, float, int, extra=[_positive])
+    ttl_client_wait: float = _setting(30.0, float, int, extra=[_positive])
+    max_batch_size: int = _setting(64, int, extra=[_positive])
+    max_batch_wait: float = _setting(10.0, float, int, extra=[_not_negative])
+    predict_timeout: float | None = _setting(None, float, int, optional=True, extra=[_positive])
 
     # ------------------------------------------------------------------ building
 
@@ -267,16 +286,14 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _parse_env(name: str, raw: str, default: Any) -> Any:
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()
-    if raw.strip().lower() in ("", "null", "none") and not isinstance(default, (str, bool)):
-        return None
-    if isinstance(default, str) or default is None and not raw.strip()[:1] in "-0123456789[{tf":
+    """A string key takes the text as it is; any other is read as JSON (``8010``, ``true``,
+    ``{"a": 1}``), and text that is not JSON is left for the type check to name."""
+    if isinstance(default, str):
         return raw
+    text = raw.strip()
+    if text.lower() in ("", "null", "none"):
+        return None
     try:
-        value = json.loads(raw.strip().lower() if raw.strip().lower() in ("true", "false") else raw)
+        return json.loads(text.lower() if text.lower() in ("true", "false") else text)
     except ValueError:
-        if default is None:
-            return raw
-        raise ConfigError(f"environment variable {name}={raw!r} is not a valid value") from None
-    return value
+        return raw

@@ -8,5 +8,5 @@ from typing import Any
 class EmptyModel:
     """Echoes its rows; handy for trying the service and for tests."""
 
-    def predict(self, X: Any) -> Any:  # noqa: N803 - the conventional name
+    def predict(self, X: Any) -> Any:
         return X

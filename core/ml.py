@@ -91,7 +91,7 @@ class ML:
         kwargs = dict(conf.storage_kwargs)
         if self._given_model is not None and "model" not in kwargs:
             kwargs["model"] = self._given_model
-        return build("storage", cls, kwargs, "storage_kwargs")  # type: ignore[no-any-return]
+        return build("storage", cls, kwargs, "storage_kwargs")
 
     def choose_binarizer(self, files: list[LoadedFile]) -> tuple[str, Binarizer]:
         conf = self.up.conf

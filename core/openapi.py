@@ -116,8 +116,10 @@ def document(up: UP) -> dict[str, Any]:
                     },
                 }
             },
-            "/health": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "ready"}}}},
-            "/info": {"get": {"summary": "Model, schema, architecture and plugins", "responses": {"200": {"description": "info"}}}},
+            "/health": {"get": {"summary": "Liveness and readiness",
+                                "responses": {"200": {"description": "ready"}}}},
+            "/info": {"get": {"summary": "Model, schema, architecture and plugins",
+                              "responses": {"200": {"description": "info"}}}},
         },
         "components": {"schemas": {"PredictRequest": request_schema(up), "Error": ERROR_SCHEMA}},
     }

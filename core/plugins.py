@@ -118,7 +118,7 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.config_key} must be a non-empty string, got {name!r}")
         name = PYMLUP_ALIASES.get(self.kind, {}).get(name, name)
         if name in self.entries:
-            return self.entries[name].cls  # type: ignore[return-value]
+            return self.entries[name].cls
         if "." in name or ":" in name:
             return self._import(name)
         installed = ", ".join(self.names()) or "none"

@@ -27,6 +27,8 @@ class NumpyTransformer(Transformer):
 
     def to_model(self, data: Any, argument: Argument) -> Any:
         dtype = self.dtype or (argument.tensor.dtype if argument.tensor else None)
+        if dtype == "string":  # ONNX string tensors: numpy holds them as objects
+            dtype = object
         if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype):
             return data
         return np.asarray(data, dtype=dtype)

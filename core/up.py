@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +59,14 @@ class UP:
 
     def predict(self, **predict_data: Any) -> Any:
         """Predict like ``POST /predict``: ``up.predict(X=[[1, 2, 3]])``."""
-        return _run(self.ml.predict(**predict_data))
+        return plain(_run(self.ml.predict(**predict_data)))
 
     def predict_from(self, **predict_data: Any) -> Any:
         """Predict on data already in the model's format (numpy arrays...), no validation."""
         return _run(self.ml.predict_from(**predict_data))
 
     async def async_predict(self, **predict_data: Any) -> Any:
-        return await self.ml.predict(**predict_data)
+        return plain(await self.ml.predict(**predict_data))
 
     # ------------------------------------------------------------------ serving
 
@@ -118,6 +117,17 @@ class UP:
             },
             "plugins": [p.to_dict() for p in self.plugins.info()],
         }
+
+
+def plain(data: Any) -> Any:
+    """The JSON-ready result as plain Python values (the web path lets orjson write arrays)."""
+    if hasattr(data, "tolist") and hasattr(data, "dtype"):
+        return data.tolist()
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [plain(v) for v in data]
+    return data
 
 
 def _run(coro: Any) -> Any:

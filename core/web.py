@@ -31,6 +31,7 @@ from core.errors import (
     CoreError,
     InternalError,
     InvalidRequestBody,
+    PredictTimeout,
     RequestError,
     ServiceUnavailable,
     TooManyRequests,
@@ -102,12 +103,32 @@ def parse_json(body: bytes) -> Any:
         raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None
 
 
+class App(Starlette):
+    """The Starlette app, plus FastAPI's ``add_api_route`` so pymlup-era code keeps working."""
+
+    def add_api_route(self, path: str, endpoint: Any, methods: list[str] | None = None,
+                      name: str | None = None) -> None:
+        """Serve ``endpoint`` (sync or async, taking no argument or the request) at ``path``;
+        a returned dict or list is sent as JSON."""
+        import inspect
+
+        wants_request = bool(inspect.signature(endpoint).parameters)
+
+        async def route(request: Request) -> Response:
+            result = endpoint(request) if wants_request else endpoint()
+            if inspect.isawaitable(result):
+                result = await result
+            return result if isinstance(result, Response) else JSONResponse(result)
+
+        self.add_route(path, route, methods=methods, name=name)
+
+
 class Web:
     """The web side of :class:`core.UP`: ``load()`` builds :attr:`app`."""
 
     def __init__(self, up: UP) -> None:
         self.up = up
-        self._app: Starlette | None = None
+        self._app: App | None = None
         self.architecture: Architecture | None = None
         self.active_predicts = 0
         self.accepting = True
@@ -121,7 +142,7 @@ class Web:
         return self._app is not None
 
     @property
-    def app(self) -> Starlette:
+    def app(self) -> App:
         """The Starlette app; add your own routes to it (``up.web.app.add_route(...)``)."""
         if self._app is None:
             raise WebAppLoadError("the web app is not built; call up.web.load() first")
@@ -152,7 +173,7 @@ class Web:
         routes += self.architecture.routes()
         for extra in self.up.plugins.hook.register_routes(up=self.up):
             routes += extra or []
-        self._app = Starlette(
+        self._app = App(
             debug=conf.debug,
             routes=routes,
             lifespan=self._lifespan,
@@ -211,9 +232,19 @@ class Web:
             body = parse_json(await read_body(request, conf.max_body_size))
             data = self.up.ml.validate(body)
             self.check_request_len(data)
-            result = await self.up.plugins.hook.architecture_predict(
+            pending = self.up.plugins.hook.architecture_predict(
                 architecture=self.architecture, data=data, predict_id=predict_id
             )
+            if conf.predict_timeout is None:
+                result = await pending
+            else:
+                try:
+                    result = await asyncio.wait_for(pending, conf.predict_timeout)
+                except asyncio.TimeoutError:
+                    raise PredictTimeout(
+                        f"the prediction did not finish in predict_timeout = "
+                        f"{conf.predict_timeout:g} s"
+                    ) from None
             if isinstance(result, Response):
                 result.headers[PREDICT_ID_HEADER] = predict_id
                 return result
@@ -224,6 +255,20 @@ class Web:
             )
         except RequestError as error:
             return error_response(error, predict_id)
+        except asyncio.CancelledError:
+            # The server gave up on this request: hypercorn cancels the requests still running
+            # when its graceful_timeout ends after SIGTERM. Answer while the connection is open.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return error_response(
+                ServiceUnavailable(
+                    "the server is shutting down and could not finish this prediction in its "
+                    "grace period (hypercorn --graceful-timeout); send it again",
+                    headers={"Retry-After": "1"},
+                ),
+                predict_id,
+            )
         except Exception as error:  # a bug in a plugin: still JSON, still the predict id
             logger.exception("unexpected error while predicting (predict id %s)", predict_id)
             return error_response(InternalError(f"{type(error).__name__}: {error}"), predict_id)

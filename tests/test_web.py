@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from conftest import object_config
+from serving import object_config
 
 
 @pytest.fixture

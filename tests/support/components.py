@@ -37,7 +37,7 @@ class ScaleModel:
     def __init__(self, factor: float) -> None:
         self.factor = factor
 
-    def predict(self, X: Any) -> Any:  # noqa: N803
+    def predict(self, X: Any) -> Any:
         import numpy as np
 
         return np.asarray(X) * self.factor

@@ -12,19 +12,19 @@ import numpy as np
 class SumModel:
     """Row sums, with an optional scale and an offset."""
 
-    def predict(self, X: Any, scale: float = 1.0, offset: int = 0) -> Any:  # noqa: N803
+    def predict(self, X: Any, scale: float = 1.0, offset: int = 0) -> Any:
         return np.asarray(X, dtype=np.float64).sum(axis=1) * scale + offset
 
 
 class ColumnsModel:
-    def predict(self, X: Any) -> Any:  # noqa: N803
+    def predict(self, X: Any) -> Any:
         return [list(map(str, row)) for row in np.asarray(X, dtype=object).tolist()]
 
 
 class ShapesModel:
     """Returns every kind of value a model returns, chosen by ``kind``."""
 
-    def predict(self, X: Any, kind: str = "array") -> Any:  # noqa: N803
+    def predict(self, X: Any, kind: str = "array") -> Any:
         x = np.asarray(X, dtype=np.float64)
         return {
             "array": x,
@@ -43,7 +43,7 @@ class ShapesModel:
 
 
 class FailingModel:
-    def predict(self, X: Any) -> Any:  # noqa: N803
+    def predict(self, X: Any) -> Any:
         raise ValueError("the model does not like these rows")
 
 
@@ -55,7 +55,7 @@ class SlowModel:
         self.running = 0
         self.peak = 0
 
-    def predict(self, X: Any, seconds: float = 0.5) -> Any:  # noqa: N803
+    def predict(self, X: Any, seconds: float = 0.5) -> Any:
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)

@@ -1,0 +1,1 @@
+"""Benchmarks of core: see bench/README.md."""

@@ -1,0 +1,325 @@
+"""``batching``: merge concurrent requests into one model call.
+
+Requests are grouped by everything but their rows: two requests are merged only when their
+other predict arguments are equal (and their rows have the same shape past the first axis), so
+no request is ever run with another's arguments. A group is sent to the model when it holds
+``max_batch_size`` rows (at once), or when its oldest request has waited ``max_batch_wait``
+milliseconds, so a lone request waits at most that long. At most ``worker_count`` batches run
+at a time (in ``up.ml.executor``); while they run, new requests keep joining the waiting
+groups, so the batch size follows the load.
+
+In the worker thread the batch's requests are transformed (``up.ml.transform_in``), their rows
+concatenated along the first axis, the model called once, and its result split back by each
+request's row count: an array or list is sliced, a dict (ONNX outputs) is sliced value by
+value. A result whose length is not the batch's row count fails that batch with a clear
+message rather than misaligning rows. A request larger than ``max_batch_size`` runs as its own
+call; an empty one is answered ``[]`` without calling the model. A model error fails the
+requests of that batch alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from core.architectures.queued import Job, QueuedArchitecture, queue_full
+from core.errors import PredictError, RequestError
+
+if TYPE_CHECKING:
+    from core.up import UP
+
+logger = logging.getLogger("core")
+
+
+class _Group:
+    """Waiting requests that may share a model call."""
+
+    __slots__ = ("due", "jobs", "key", "rows", "solo", "timer")
+
+    def __init__(self, key: Any, solo: bool = False) -> None:
+        self.key = key
+        self.jobs: deque[Job] = deque()
+        self.rows = 0
+        self.due = solo
+        self.solo = solo
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Batching(QueuedArchitecture):
+    settings = ("max_batch_size", "max_batch_wait", *QueuedArchitecture.settings)
+
+    def __init__(self, up: UP) -> None:
+        super().__init__(up)
+        self.max_batch_size: int = up.conf.max_batch_size
+        self.max_batch_wait: float = up.conf.max_batch_wait / 1000.0
+        rows = up.ml.interface.rows if up.ml.interface else None
+        self.rows_name: str | None = rows.name if rows else None
+        self._groups: dict[Any, _Group] = {}
+        self._waiting = 0
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._solo_ids = itertools.count()
+        self.batches = 0
+        self.batched_rows = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    def _start_workers(self) -> None:
+        pass  # batches start as tasks when they are due
+
+    # ------------------------------------------------------------------ queueing
+
+    def _key(self, data: dict[str, Any], rows: Any) -> Any:
+        """Requests with equal keys may share one call: the other arguments' values and the
+        shape of a row."""
+        others = {name: value for name, value in data.items() if name != self.rows_name}
+        if isinstance(rows, np.ndarray):
+            row_shape: Any = (rows.shape[1:], rows.dtype.str)
+        elif isinstance(rows, list) and rows:
+            row_shape = np.shape(rows[0]) if isinstance(rows[0], list) else type(rows[0]).__name__
+        else:
+            row_shape = None
+        try:
+            return orjson.dumps(others, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
+                                | orjson.OPT_NON_STR_KEYS), row_shape
+        except TypeError:
+            return ("unhashable", next(self._solo_ids))  # never merged
+
+    async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
+        if self.accepting and not self.is_long_predict and self.up.ml.is_empty(data):
+            return []  # an empty X: nothing to run
+        return await super().predict(data, predict_id)
+
+    def _submit(self, job: Job) -> None:
+        if self._waiting >= self.max_queue_size:
+            raise queue_full(self._waiting, self.max_queue_size)
+        rows = job.data.get(self.rows_name) if self.rows_name else None
+        if rows is None or self.up.ml.is_empty(job.data):
+            job.rows = 0
+            group = _Group(("solo", next(self._solo_ids)), solo=True)
+        else:
+            job.rows = len(rows)
+            if job.rows >= self.max_batch_size:
+                group = _Group(("solo", next(self._solo_ids)), solo=True)
+            else:
+                key = self._key(job.data, rows)
+                group = self._groups.get(key) or _Group(key)
+        if group.key not in self._groups:
+            self._groups[group.key] = group
+        group.jobs.append(job)
+        group.rows += job.rows
+        self._waiting += 1
+        if len(group.jobs) == 1 and not group.due:
+            self._arm(group)
+        self._dispatch()
+
+    def _arm(self, group: _Group) -> None:
+        """Make ``group`` due ``max_batch_wait`` after its oldest request arrived."""
+        assert self._loop is not None
+        if group.timer is not None:
+            group.timer.cancel()
+        front = group.jobs[0]
+        deadline = front.arrived + self.max_batch_wait
+        if deadline <= self._loop.time():
+            group.due = True
+            group.timer = None
+        else:
+            group.timer = self._loop.call_at(deadline, self._on_due, group, front)
+
+    def _on_due(self, group: _Group, front: Job) -> None:
+        group.timer = None
+        if group.jobs and group.jobs[0] is front:
+            group.due = True
+            self._dispatch()
+
+    def _ready(self, group: _Group) -> bool:
+        return group.due or group.rows >= self.max_batch_size or not self.accepting
+
+    def _dispatch(self) -> None:
+        """Start batches while a worker is free and a group is full or due."""
+        while self._running < self.worker_count:
+            ready = [g for g in self._groups.values() if g.jobs and self._ready(g)]
+            if not ready:
+                return
+            group = min(ready, key=lambda g: g.jobs[0].arrived)
+            batch = self._take(group)
+            if batch:
+                self._running += 1
+                task = asyncio.get_running_loop().create_task(self._run(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _take(self, group: _Group) -> list[Job]:
+        """Up to ``max_batch_size`` rows from the front of ``group`` (at least one request)."""
+        batch: list[Job] = []
+        rows = 0
+        while group.jobs:
+            job = group.jobs[0]
+            if job.future.done():  # cancelled while waiting
+                group.jobs.popleft()
+                group.rows -= job.rows
+                self._waiting -= 1
+                continue
+            if batch and rows + job.rows > self.max_batch_size:
+                break
+            group.jobs.popleft()
+            group.rows -= job.rows
+            self._waiting -= 1
+            batch.append(job)
+            rows += job.rows
+        if group.jobs:
+            group.due = False
+            self._arm(group)
+        else:
+            if group.timer is not None:
+                group.timer.cancel()
+            del self._groups[group.key]
+        return batch
+
+    def _drain_queue(self) -> list[Job]:
+        jobs = [job for group in self._groups.values() for job in group.jobs]
+        for group in self._groups.values():
+            if group.timer is not None:
+                group.timer.cancel()
+        self._groups.clear()
+        self._waiting = 0
+        return jobs
+
+    def _closing(self) -> None:
+        self._dispatch()  # not accepting: every group is due now
+
+    async def _stop_workers(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ running
+
+    async def _run(self, batch: list[Job]) -> None:
+        ml = self.up.ml
+        self.in_flight += len(batch)
+        self.batches += 1
+        self.batched_rows += sum(job.rows for job in batch)
+        try:
+            if ml.executor is None:
+                outcomes = self._predict_batch(batch)
+            else:
+                outcomes = await asyncio.get_running_loop().run_in_executor(
+                    ml.executor, self._predict_batch, batch
+                )
+        except Exception as error:
+            outcomes = [error] * len(batch)
+        finally:
+            self.in_flight -= len(batch)
+            self._running -= 1
+        for job, outcome in zip(batch, outcomes):
+            job.resolve(outcome)
+        self._dispatch()
+
+    def _predict_batch(self, batch: list[Job]) -> list[Any]:
+        """In the worker thread: transform, merge, call the model once, split, transform back."""
+        ml = self.up.ml
+        outcomes: list[Any] = [None] * len(batch)
+        if len(batch) == 1 and ml.is_empty(batch[0].data):
+            return [[]]
+        values: list[tuple[int, dict[str, Any]]] = []
+        for index, job in enumerate(batch):
+            try:
+                values.append((index, ml.transform_in(job.data)))
+            except Exception as error:
+                outcomes[index] = error
+        if not values:
+            return outcomes
+        name = self.rows_name
+        assert name is not None
+        parts = [value[name] for _, value in values]
+        counts = [len(part) for part in parts]
+        merged = dict(values[0][1])
+        try:
+            merged[name] = _concatenate(parts)
+        except (ValueError, TypeError):  # rows that cannot share an array: one call each
+            for index, value in values:
+                try:
+                    outcomes[index] = ml.transform_out(ml.call_model(value))
+                except Exception as error:
+                    outcomes[index] = error
+            return outcomes
+        try:
+            results = split_result(ml.call_model(merged), counts, len(values))
+        except RequestError as error:
+            for index, _ in values:
+                outcomes[index] = error
+            return outcomes
+        for (index, _), result in zip(values, results):
+            try:
+                outcomes[index] = ml.transform_out(result)
+            except Exception as error:
+                outcomes[index] = error
+        return outcomes
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "max_batch_wait": self.up.conf.max_batch_wait,
+            "worker_count": self.worker_count,
+            "batches": self.batches,
+            "batched_rows": self.batched_rows,
+        }
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts, axis=0)
+    if all(isinstance(part, list) for part in parts):
+        return list(itertools.chain.from_iterable(parts))
+    raise TypeError("rows of different types")
+
+
+def _length(value: Any) -> int | None:
+    if isinstance(value, np.ndarray):
+        return len(value) if value.ndim else None
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict)):
+        return len(value)
+    return None
+
+
+def split_result(result: Any, counts: list[int], requests: int) -> list[Any]:
+    """Split a batch's result into one part per request, ``counts[i]`` rows each.
+
+    An array or list of the batch's row count is sliced; a dict (ONNX outputs) or a tuple of
+    such arrays is split value by value. Anything else is a :class:`PredictError`.
+    """
+    total = sum(counts)
+    if len(counts) == 1:
+        return [result]
+    offsets = list(itertools.accumulate(counts, initial=0))
+
+    def slices(value: Any, what: str) -> list[Any]:
+        length = _length(value)
+        if length != total:
+            got = f"{length} rows" if length is not None else f"a {type(value).__name__}"
+            raise PredictError(
+                f"batching: the model returned {got}{what} for a batch of {total} rows "
+                f"({requests} requests merged); it must return one result per input row, so "
+                f"its rows can be handed back to each request. Serve this model with "
+                f"mode = 'directly_to_predict' or 'worker_and_queue'"
+            )
+        return [value[start:end] for start, end in zip(offsets, offsets[1:])]
+
+    if isinstance(result, dict):
+        columns = {key: slices(value, f" in output {key!r}") for key, value in result.items()}
+        return [{key: parts[i] for key, parts in columns.items()} for i in range(len(counts))]
+    if isinstance(result, tuple) and _length(result) != total and result \
+            and all(_length(item) == total for item in result):
+        columns_ = [slices(item, f" in output {i}") for i, item in enumerate(result)]
+        return [tuple(parts[i] for parts in columns_) for i in range(len(counts))]
+    return slices(result, "")

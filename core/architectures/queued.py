@@ -1,0 +1,280 @@
+"""What ``worker_and_queue`` and ``batching`` share: jobs handed back through futures, a bounded
+queue answered 429 when full, long predictions (``is_long_predict``) kept in a
+:class:`ResultStore`, and a graceful :meth:`QueuedArchitecture.stop`.
+
+Every request becomes a :class:`Job` whose ``future`` the worker resolves on the event loop;
+the request awaits that future, so nothing polls. A request whose task is cancelled (its
+``predict_timeout`` ran out, or the server gave up on it) cancels its future, and workers skip
+cancelled jobs.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from core.components import Architecture
+from core.errors import (
+    InternalError,
+    NotFound,
+    RequestError,
+    RequestTimeout,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+
+if TYPE_CHECKING:
+    from core.up import UP
+
+logger = logging.getLogger("core")
+
+#: Seconds a client is told to wait (``Retry-After``) when the queue is full.
+RETRY_AFTER = "1"
+
+
+class Job:
+    """One request waiting for, or being run by, a worker."""
+
+    __slots__ = ("arrived", "data", "future", "predict_id", "rows")
+
+    def __init__(self, data: dict[str, Any], predict_id: str, future: asyncio.Future[Any],
+                 arrived: float, rows: int = 0) -> None:
+        self.data = data
+        self.predict_id = predict_id
+        self.future = future
+        self.arrived = arrived
+        self.rows = rows
+
+    def resolve(self, outcome: Any) -> None:
+        """Hand back a result, or a :class:`RequestError` to answer with; ignored when the
+        request already went away (cancelled) or was answered (shutdown)."""
+        if self.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, RequestError):
+                outcome = InternalError(f"{type(outcome).__name__}: {outcome}")
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+def queue_full(depth: int, limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"the prediction queue is full ({depth} waiting; max_queue_size is {limit}); "
+        f"retry after {RETRY_AFTER} s",
+        headers={"Retry-After": RETRY_AFTER},
+    )
+
+
+def shutting_down() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the server is shutting down and could not finish this prediction in its grace period; "
+        "send it again",
+        headers={"Retry-After": RETRY_AFTER},
+    )
+
+
+class ResultStore:
+    """Long predictions (``is_long_predict``): results by predict id.
+
+    A pending id waits for its future (up to ``ttl_client_wait``, then 408); a finished one is
+    kept ``ttl_predicted_data`` seconds after it finished, removed by a timer (no sweeping);
+    an unknown or expired id is answered 404 at once.
+    """
+
+    def __init__(self, ttl_predicted_data: float, ttl_client_wait: float) -> None:
+        self.ttl = float(ttl_predicted_data)
+        self.client_wait = float(ttl_client_wait)
+        self._entries: dict[str, asyncio.Future[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, predict_id: str, future: asyncio.Future[Any]) -> None:
+        self._entries[predict_id] = future
+        future.add_done_callback(lambda done: self._finished(predict_id, done))
+
+    def _finished(self, predict_id: str, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled():
+            future.exception()  # retrieved here: an error nobody fetches is not logged as lost
+        asyncio.get_running_loop().call_later(self.ttl, self._entries.pop, predict_id, None)
+
+    def counts(self) -> dict[str, int]:
+        done = sum(1 for future in self._entries.values() if future.done())
+        return {"results_ready": done, "results_pending": len(self._entries) - done}
+
+    async def get(self, predict_id: str) -> Any:
+        """The result of ``predict_id`` (raises the RequestError it failed with)."""
+        future = self._entries.get(predict_id)
+        if future is None:
+            raise NotFound(
+                f"no prediction with id {predict_id!r}: it is unknown, or its result expired "
+                f"(results are kept ttl_predicted_data = {self.ttl:g} s)",
+                loc=["path", "predict_id"],
+            )
+        if not future.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(future), self.client_wait)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(
+                    f"prediction {predict_id!r} is not ready after ttl_client_wait = "
+                    f"{self.client_wait:g} s; ask again later",
+                    headers={"Retry-After": RETRY_AFTER},
+                ) from None
+            except RequestError:
+                pass  # the future failed: answered below like a finished one
+        if future.cancelled():
+            raise shutting_down()
+        error = future.exception()
+        if error is not None:
+            raise error
+        return future.result()
+
+
+class QueuedArchitecture(Architecture):
+    """Base of the architectures that queue requests for workers.
+
+    Subclasses implement :meth:`_submit` (queue one validated request and return its future,
+    or raise :class:`TooManyRequests`), :meth:`_start_workers`, :meth:`_drain_queue` (take
+    every job not yet started, for shutdown) and :attr:`queue_depth`.
+    """
+
+    settings: ClassVar[tuple[str, ...]] = (
+        "max_queue_size", "worker_count", "is_long_predict", "ttl_predicted_data",
+        "ttl_client_wait",
+    )
+
+    def __init__(self, up: UP) -> None:
+        super().__init__(up)
+        conf = up.conf
+        self.max_queue_size: int = conf.max_queue_size
+        self.worker_count: int = conf.worker_count or conf.max_thread_loop_workers or os.cpu_count() or 1
+        self.is_long_predict: bool = conf.is_long_predict
+        self.results = ResultStore(conf.ttl_predicted_data, conf.ttl_client_wait)
+        self.in_flight = 0
+        self.accepting = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outstanding: set[Job] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.accepting = True
+        self._start_workers()
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new work, let queued and running jobs finish for ``grace`` seconds, then
+        answer the rest 503 and stop the workers."""
+        self.accepting = False
+        self._closing()
+        if self._outstanding:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace)
+            except asyncio.TimeoutError:
+                logger.warning("%d prediction(s) not finished in the %.3g s grace period; "
+                               "answering them 503", len(self._outstanding), grace)
+        for job in self._drain_queue():
+            job.resolve(shutting_down())
+        for job in list(self._outstanding):
+            job.resolve(shutting_down())
+        await self._stop_workers()
+
+    def _closing(self) -> None:  # noqa: B027 - optional
+        """Called when stop() begins (batching sends what it holds without waiting)."""
+
+    @abc.abstractmethod
+    def _start_workers(self) -> None: ...
+
+    async def _stop_workers(self) -> None:  # noqa: B027 - optional
+        """Cancel the worker tasks."""
+
+    @abc.abstractmethod
+    def _drain_queue(self) -> list[Job]: ...
+
+    @property
+    @abc.abstractmethod
+    def queue_depth(self) -> int: ...
+
+    # ------------------------------------------------------------------ predicting
+
+    @abc.abstractmethod
+    def _submit(self, job: Job) -> None:
+        """Queue ``job`` (raise :class:`TooManyRequests` when the queue is full)."""
+
+    def _new_job(self, data: dict[str, Any], predict_id: str) -> Job:
+        assert self._loop is not None, "the architecture is not started"
+        job = Job(data, predict_id, self._loop.create_future(), self._loop.time())
+        return job
+
+    def _track(self, job: Job) -> None:
+        self._outstanding.add(job)
+        self._idle.clear()
+        job.future.add_done_callback(lambda _: self._untrack(job))
+
+    def _untrack(self, job: Job) -> None:
+        self._outstanding.discard(job)
+        if not self._outstanding:
+            self._idle.set()
+
+    async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
+        if not self.accepting:
+            raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
+        job = self._new_job(data, predict_id)
+        self._submit(job)
+        self._track(job)
+        if self.is_long_predict:
+            self.results.add(predict_id, job.future)
+            from core.web import JSONResponse
+
+            return JSONResponse({"predict_id": predict_id}, status_code=202)
+        return await job.future
+
+    # ------------------------------------------------------------------ long predictions
+
+    def routes(self) -> list[BaseRoute]:
+        if not self.is_long_predict:
+            return []
+        return [Route("/get-predict/{predict_id}", self.get_predict, methods=["GET"])]
+
+    async def get_predict(self, request: Request) -> Response:
+        from core.web import PREDICT_ID_HEADER, dumps, error_response
+
+        predict_id = request.path_params["predict_id"]
+        try:
+            result = await self.results.get(predict_id)
+        except RequestError as error:
+            return error_response(error, predict_id)
+        except asyncio.CancelledError:  # the server gave up on this request (shutdown)
+            _uncancel()
+            return error_response(shutting_down(), predict_id)
+        return Response(dumps({"predict_result": result}), media_type="application/json",
+                        headers={PREDICT_ID_HEADER: predict_id})
+
+    # ------------------------------------------------------------------ reporting
+
+    def info(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            **super().info(),
+            "queue_depth": self.queue_depth,
+            "in_flight": self.in_flight,
+            "accepting": self.accepting,
+        }
+        if self.is_long_predict:
+            state.update(self.results.counts())
+        return state
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):
+        task.uncancel()

@@ -1,0 +1,464 @@
+"""Contract test suites for plugin authors: subclass one, provide fixtures, get the checks.
+
+Every storage and binarizer ``core`` ships is tested with these suites, and a third-party
+plugin gets the same checks by subclassing them in its own tests (the way hydra's launcher
+plugins subclass ``LauncherTestSuite``). They need ``pytest``::
+
+    # tests/test_zip_storage.py of a plugin distribution "core-storage-zip"
+    import pytest
+    from core.testing import StorageContract
+
+    from core_storage_zip import ZipStorage
+
+
+    class TestZipStorage(StorageContract):
+        name = "zip"  # the name the plugin registers; checked through the entry point
+
+        @pytest.fixture
+        def storage(self, tmp_path):
+            archive = make_archive(tmp_path)  # whatever makes a real file for the test
+            return ZipStorage(path=str(archive))
+
+        # ... plus the plugin's own tests
+
+``pytest`` collects ``TestZipStorage`` and runs every ``test_*`` method of the suite on it.
+The suite classes themselves are not collected (their names do not start with ``Test``).
+
+What the suites check:
+
+* the component subclasses the right :mod:`core.components` contract;
+* it is registered under :attr:`name` by the installed distribution's entry point
+  (so run the tests with the plugin installed: ``pip install -e .``);
+* an unknown setting is refused by the constructor, and ``core`` reports it as one
+  :class:`~core.errors.ConfigError` line that names the setting (use ``attrs.define`` or a
+  dataclass and this comes for free);
+* a storage's ``load()`` returns :class:`~core.components.LoadedFile` objects that each
+  carry a path, bytes or an object, and its ``check()`` passes for a working storage;
+* a binarizer's ``deserialize()`` returns an object with a predict method, ``detect()``
+  answers ``(score, reason)`` without raising and recognises its own file, and reading a
+  file from its path and from its bytes gives the same model.
+
+To skip a check that does not apply, override the test method in the subclass with one
+that calls ``pytest.skip("why")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import pytest
+
+from core.components import Binarizer, LoadedFile, Storage
+from core.errors import ConfigError
+from core.plugins import Registry, load_plugins
+
+__all__ = [
+    "ArchitectureContract",
+    "BinarizerContract",
+    "ContractModel",
+    "ContractStorage",
+    "StorageContract",
+    "constructor_kwargs",
+]
+
+#: The setting the suites pass to prove that unknown settings are refused.
+UNKNOWN_SETTING = "no_such_setting_for_the_contract_test"
+
+
+def constructor_kwargs(component: object) -> dict[str, Any] | None:
+    """The keyword arguments that rebuild ``component``, for attrs classes and dataclasses.
+
+    ``None`` for other classes: their suite then needs a ``component_kwargs`` fixture.
+    """
+    cls = type(component)
+    if attrs.has(cls):
+        return {
+            field.alias: getattr(component, field.name)
+            for field in attrs.fields(cls)
+            if field.init and field.alias is not None
+        }
+    if dataclasses.is_dataclass(component):
+        return {
+            field.name: getattr(component, field.name)
+            for field in dataclasses.fields(component)
+            if field.init
+        }
+    return None
+
+
+def _registered(registry: Registry[Any], name: str | None, cls: type, kind: str) -> None:
+    if name is None:
+        pytest.skip(f"set `name` on the test class to the name the plugin registers its {kind}")
+    assert name in registry.entries, (
+        f"no {kind} named {name!r} is registered; installed: {', '.join(registry.names())}. "
+        f"Is the plugin installed (pip install -e .) with an entry point in the group 'core'?"
+    )
+    entry = registry.entries[name]
+    assert entry.cls is cls, f"{kind} {name!r} is {entry.cls!r}, not {cls!r}"
+    assert entry.distribution is not None, (
+        f"{kind} {name!r} was not registered through an installed distribution's entry point"
+    )
+
+
+def _refuses_unknown(kind: str, key: str, cls: type, kwargs: dict[str, Any] | None) -> None:
+    from core.ml import build
+
+    if kwargs is None:
+        pytest.skip(
+            f"{cls.__name__} is neither an attrs class nor a dataclass; give the test class a "
+            f"`component_kwargs` fixture returning the keyword arguments that build it"
+        )
+    with pytest.raises((TypeError, ConfigError)):
+        cls(**kwargs, **{UNKNOWN_SETTING: 1})
+    with pytest.raises(ConfigError) as caught:
+        build(kind, cls, {**kwargs, UNKNOWN_SETTING: 1}, key)
+    message = str(caught.value)
+    assert UNKNOWN_SETTING in message, f"the error does not name the unknown setting: {message}"
+    assert "\n" not in message, f"the error is not one line: {message!r}"
+
+
+def _assert_same(first: Any, second: Any) -> None:
+    np.testing.assert_equal(first, second)
+
+
+class StorageContract:
+    """The checks every storage passes. Subclass it as ``class TestMyStorage(StorageContract)``.
+
+    Provide:
+
+    * :attr:`name`: the name the plugin registers (``register("zip", ZipStorage)``);
+    * a ``storage`` fixture returning a ready storage whose files exist (use ``tmp_path``);
+    * for a storage that is neither an attrs class nor a dataclass, a ``component_kwargs``
+      fixture returning the keyword arguments that build it.
+    """
+
+    #: The name the storage is registered under; ``None`` skips the registration check.
+    name: ClassVar[str | None] = None
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        raise NotImplementedError("the test class must define a `storage` fixture")
+
+    @pytest.fixture
+    def component_kwargs(self, storage: Storage) -> dict[str, Any] | None:
+        return constructor_kwargs(storage)
+
+    def test_is_a_storage(self, storage: Storage) -> None:
+        assert isinstance(storage, Storage)
+
+    def test_load_returns_loaded_files(self, storage: Storage) -> None:
+        files = storage.load()
+        assert isinstance(files, list), f"load() returned {type(files).__name__}, not a list"
+        assert files, "load() returned no files"
+        for file in files:
+            assert isinstance(file, LoadedFile), f"load() returned {file!r}, not a LoadedFile"
+
+    def test_each_file_has_a_path_bytes_or_object(self, storage: Storage) -> None:
+        for file in storage.load():
+            assert file.path is not None or file.raw_data is not None or file.obj is not None, (
+                f"{file!r} has no path, no raw_data and no obj"
+            )
+            if file.path is not None:
+                assert os.path.exists(file.path), f"{file.path} does not exist on the local disk"
+            if file.raw_data is not None:
+                memoryview(file.raw_data)  # bytes-like
+            assert isinstance(file.display_name, str) and file.display_name
+
+    def test_load_can_be_called_again(self, storage: Storage) -> None:
+        first = [file.display_name for file in storage.load()]
+        assert [file.display_name for file in storage.load()] == first
+
+    def test_check_passes(self, storage: Storage) -> None:
+        storage.check()
+
+    def test_registered_under_its_name(self, storage: Storage) -> None:
+        _registered(load_plugins().storages, self.name, type(storage), "storage")
+
+    def test_unknown_setting_is_refused(
+        self, storage: Storage, component_kwargs: dict[str, Any] | None
+    ) -> None:
+        _refuses_unknown("storage", "storage_kwargs", type(storage), component_kwargs)
+
+
+class BinarizerContract:
+    """The checks every binarizer passes. Subclass it as ``class TestMyBinarizer(...)``.
+
+    Provide:
+
+    * :attr:`name`: the name the plugin registers (``register("onnx", OnnxBinarizer)``);
+    * a ``binarizer`` fixture returning a binarizer built with the settings to test;
+    * a ``model_file`` fixture returning a :class:`~core.components.LoadedFile` of a real
+      model file the binarizer reads (write it under ``tmp_path``);
+    * optionally a ``predict_input`` fixture returning keyword arguments for the model's
+      predict method: the suite then calls it, and compares the predictions of the model
+      read from the file's path and from its bytes;
+    * :attr:`predict_method_name` when the model's method is not ``predict``;
+    * :attr:`reads_raw_data` ``= False`` when the binarizer only reads from a path.
+    """
+
+    name: ClassVar[str | None] = None
+    predict_method_name: ClassVar[str] = "predict"
+    reads_raw_data: ClassVar[bool] = True
+
+    @pytest.fixture
+    def binarizer(self) -> Binarizer:
+        raise NotImplementedError("the test class must define a `binarizer` fixture")
+
+    @pytest.fixture
+    def model_file(self) -> LoadedFile:
+        raise NotImplementedError("the test class must define a `model_file` fixture")
+
+    @pytest.fixture
+    def predict_input(self) -> dict[str, Any] | None:
+        return None
+
+    @pytest.fixture
+    def component_kwargs(self, binarizer: Binarizer) -> dict[str, Any] | None:
+        return constructor_kwargs(binarizer)
+
+    def _predict(self, model: Any, predict_input: dict[str, Any]) -> Any:
+        return getattr(model, self.predict_method_name)(**predict_input)
+
+    def test_is_a_binarizer(self, binarizer: Binarizer) -> None:
+        assert isinstance(binarizer, Binarizer)
+
+    def test_deserialize_returns_a_model(
+        self, binarizer: Binarizer, model_file: LoadedFile, predict_input: dict[str, Any] | None
+    ) -> None:
+        model = binarizer.deserialize([model_file])
+        assert model is not None
+        method = getattr(model, self.predict_method_name, None)
+        assert callable(method), f"{type(model).__name__} has no {self.predict_method_name}()"
+        if predict_input is not None:
+            self._predict(model, predict_input)
+
+    def test_detect_recognises_its_file(self, binarizer: Binarizer, model_file: LoadedFile) -> None:
+        score, reason = type(binarizer).detect(model_file)
+        assert isinstance(score, float) and 0.0 < score <= 1.0, f"score {score!r} for its file"
+        assert isinstance(reason, str) and reason
+
+    @pytest.mark.parametrize(
+        "foreign",
+        [
+            LoadedFile(raw_data=b"certainly not a model", name="notes.txt"),
+            LoadedFile(raw_data=b"", name="empty"),
+            LoadedFile(path="/nonexistent/core-contract/model.bin"),
+            LoadedFile(),
+        ],
+        ids=["text", "empty", "missing-path", "nothing"],
+    )
+    def test_detect_never_raises(self, binarizer: Binarizer, foreign: LoadedFile) -> None:
+        score, reason = type(binarizer).detect(foreign)
+        assert isinstance(score, float) and 0.0 <= score <= 1.0, f"score {score!r}"
+        assert isinstance(reason, str)
+
+    def test_path_and_raw_data_agree(
+        self, binarizer: Binarizer, model_file: LoadedFile, predict_input: dict[str, Any] | None
+    ) -> None:
+        if not self.reads_raw_data:
+            pytest.skip("the binarizer reads from a path only (reads_raw_data = False)")
+        if model_file.path is None:
+            pytest.skip("model_file has no path")
+        with open(model_file.path, "rb") as handle:
+            raw = handle.read()
+        from_path = binarizer.deserialize([LoadedFile(path=model_file.path)])
+        from_bytes = binarizer.deserialize([LoadedFile(raw_data=raw, name=model_file.display_name)])
+        assert type(from_path) is type(from_bytes)
+        if predict_input is not None:
+            _assert_same(
+                self._predict(from_path, predict_input), self._predict(from_bytes, predict_input)
+            )
+
+    def test_registered_under_its_name(self, binarizer: Binarizer) -> None:
+        _registered(load_plugins().binarizers, self.name, type(binarizer), "binarizer")
+
+    def test_unknown_setting_is_refused(
+        self, binarizer: Binarizer, component_kwargs: dict[str, Any] | None
+    ) -> None:
+        _refuses_unknown("binarizer", "binarization_kwargs", type(binarizer), component_kwargs)
+
+
+# ---------------------------------------------------------------------- architectures
+
+
+class ContractModel:
+    """The model :class:`ArchitectureContract` serves: one row sum per row, times ``scale``;
+    a row holding ``-1`` makes it raise."""
+
+    def predict(self, X: Any, scale: float = 1.0) -> Any:  # noqa: N803
+        x = np.asarray(X, dtype=np.float64)
+        if (x == -1).any():
+            raise ValueError("the contract model refuses rows holding -1")
+        return x.sum(axis=1) * scale
+
+
+@attrs.define
+class ContractStorage(Storage):
+    """Hands the object given as ``UP(ml_model=...)`` to the architecture contract."""
+
+    model: Any = None
+
+    def load(self) -> list[LoadedFile]:
+        return [LoadedFile(obj=self.model if self.model is not None else ContractModel(),
+                           name="contract-model")]
+
+
+class ArchitectureContract:
+    """The checks every serving architecture passes. Subclass it as
+    ``class TestMyArchitecture(ArchitectureContract)``.
+
+    Provide:
+
+    * :attr:`name`: the name the plugin registers (``register("my_mode", MyArchitecture)``),
+      or ``None`` for an architecture used by dotted path;
+    * an ``architecture_class`` fixture returning the class;
+    * optionally a ``settings`` fixture: more config keys for the test server (the mode is set
+      for you).
+
+    The suite builds a real :class:`core.UP` around :class:`ContractModel` in-process and runs
+    the architecture on an event loop: concurrent requests get exactly their own results, an
+    empty request is answered ``[]``, a model error is a :class:`~core.errors.RequestError`,
+    ``info()`` reports ``queue_depth`` and ``in_flight``, and ``stop()`` answers everything it
+    was given.
+    """
+
+    name: ClassVar[str | None] = None
+
+    @pytest.fixture
+    def architecture_class(self) -> type:
+        raise NotImplementedError("the test class must define an `architecture_class` fixture")
+
+    @pytest.fixture
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture
+    def up(self, architecture_class: type, settings: dict[str, Any]) -> Any:
+        from core.config import Config
+        from core.up import UP
+
+        mode = self.name or f"{architecture_class.__module__}.{architecture_class.__qualname__}"
+        conf = Config.from_dict({
+            "storage_type": f"{__name__}.ContractStorage", "mode": mode, "log_level": "WARNING",
+            **settings,
+        })
+        up = UP(ml_model=ContractModel(), conf=conf)
+        up.ml.load()
+        up.web.load()
+        yield up
+        up.ml.close()
+
+    @staticmethod
+    def _run(up: Any, scenario: Any, grace: float = 5.0) -> Any:
+        import asyncio
+
+        async def main() -> Any:
+            architecture = up.web.architecture
+            await architecture.start()
+            try:
+                return await scenario(architecture)
+            finally:
+                await architecture.stop(grace)
+
+        return asyncio.run(main())
+
+    def test_is_an_architecture(self, architecture_class: type, up: Any) -> None:
+        from core.components import Architecture
+
+        assert issubclass(architecture_class, Architecture)
+        assert isinstance(up.web.architecture, architecture_class)
+
+    def test_registered_under_its_name(self, architecture_class: type) -> None:
+        registry = load_plugins().architectures
+        if self.name is None:
+            pytest.skip("used by dotted path (name = None)")
+        assert self.name in registry.entries, (
+            f"no architecture named {self.name!r}; installed: {', '.join(registry.names())}"
+        )
+        assert registry.entries[self.name].cls is architecture_class
+
+    def test_concurrent_requests_get_their_own_rows(self, up: Any) -> None:
+        import asyncio
+
+        requests = [
+            {"X": [[float(i), float(j)] for j in range(1 + i % 4)], "scale": float(1 + i % 3)}
+            for i in range(24)
+        ]
+
+        async def scenario(architecture: Any) -> list[Any]:
+            return await asyncio.gather(*(
+                architecture.predict(up.ml.validate(body), predict_id=f"id-{i}")
+                for i, body in enumerate(requests)
+            ))
+
+        results = self._run(up, scenario)
+        for body, result in zip(requests, results):
+            expected = [sum(row) * body["scale"] for row in body["X"]]
+            assert np.asarray(result).tolist() == expected, f"{body} -> {result}"
+
+    def test_empty_request_is_answered_with_an_empty_list(self, up: Any) -> None:
+        async def scenario(architecture: Any) -> Any:
+            return await architecture.predict(up.ml.validate({"X": []}), predict_id="empty")
+
+        assert list(np.asarray(self._run(up, scenario)).tolist()) == []
+
+    def test_model_error_is_a_request_error(self, up: Any) -> None:
+        from core.errors import RequestError
+
+        async def scenario(architecture: Any) -> Any:
+            with pytest.raises(RequestError) as caught:
+                await architecture.predict(up.ml.validate({"X": [[-1.0, 0.0]]}), predict_id="bad")
+            good = await architecture.predict(up.ml.validate({"X": [[1.0, 2.0]]}), predict_id="ok")
+            return caught.value, good
+
+        error, good = self._run(up, scenario)
+        assert "-1" in error.msg
+        assert np.asarray(good).tolist() == [3.0]
+
+    def test_info_reports_queue_depth_and_in_flight(self, up: Any) -> None:
+        import orjson
+
+        async def scenario(architecture: Any) -> Any:
+            return architecture.info()
+
+        info = self._run(up, scenario)
+        assert isinstance(info, dict)
+        assert isinstance(info.get("queue_depth"), int)
+        assert isinstance(info.get("in_flight"), int)
+        orjson.dumps(info)
+
+    def test_routes_are_starlette_routes(self, up: Any) -> None:
+        from starlette.routing import BaseRoute
+
+        routes = up.web.architecture.routes()
+        assert isinstance(routes, list)
+        assert all(isinstance(route, BaseRoute) for route in routes)
+
+    def test_stop_answers_everything_it_was_given(self, up: Any) -> None:
+        import asyncio
+
+        from core.errors import RequestError
+
+        async def scenario(architecture: Any) -> list[Any]:
+            tasks = [
+                asyncio.ensure_future(
+                    architecture.predict(up.ml.validate({"X": [[float(i), 1.0]]}), predict_id=str(i))
+                )
+                for i in range(16)
+            ]
+            await asyncio.sleep(0)
+            await asyncio.wait_for(architecture.stop(0.5), 10)
+            done, pending = await asyncio.wait(tasks, timeout=10)
+            assert not pending, f"{len(pending)} prediction(s) never answered after stop()"
+            return [task.exception() or task.result() for task in tasks]
+
+        outcomes = self._run(up, scenario, grace=0.5)
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, BaseException):
+                assert isinstance(outcome, RequestError), f"request {i}: {outcome!r}"
+            else:
+                assert np.asarray(outcome).tolist() == [float(i) + 1.0]

@@ -1,0 +1,85 @@
+"""Every check, one session each. ``nox`` runs them all; ``nox -s serve`` serves the example.
+
+- ``core``: the core's tests in a venv holding the core alone (plugin tests deselected);
+- ``plugin-<name>``: one plugin's tests in a venv holding the core and that plugin (plus the
+  plugins its tests serve models with, listed in ``TEST_NEEDS``);
+- ``all_plugins``: every plugin installed, the core's tests re-run in full;
+- ``lint`` (ruff) and ``types`` (mypy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "types", "core", "plugin", "all_plugins"]
+nox.options.reuse_existing_virtualenvs = False
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+#: Plugins whose tests need other plugins to have a model to serve.
+TEST_NEEDS: dict[str, list[str]] = {
+    "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent"],
+    "mlcomponent": [],
+}
+
+
+def _install_core(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+def _install_plugins(session: nox.Session, names: list[str]) -> None:
+    args = []
+    for name in names:
+        args += ["-e", f"plugins/{name}[test]"]
+    if args:
+        session.install(*args)
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """The core's tests with no plugin installed."""
+    _install_core(session)
+    session.run("pytest", "tests", "-m", "not plugins", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("name", PLUGINS)
+def plugin(session: nox.Session, name: str) -> None:
+    """One plugin's own tests next to the core."""
+    _install_core(session)
+    _install_plugins(session, [name, *[n for n in TEST_NEEDS.get(name, []) if n in PLUGINS]])
+    session.run("pytest", f"plugins/{name}/tests", *session.posargs)
+
+
+@nox.session
+def all_plugins(session: nox.Session) -> None:
+    """Every plugin installed: the core's tests again, including those that need plugins."""
+    _install_core(session)
+    _install_plugins(session, PLUGINS)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "core", "tests", "plugins", "bench", "examples", "noxfile.py")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    _install_core(session)
+    session.install("mypy")
+    session.run("mypy", "core")
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Serve the shipped ONNX example on http://127.0.0.1:8009 (Ctrl+C to stop)."""
+    _install_core(session)
+    _install_plugins(session, PLUGINS)
+    config = session.posargs[0] if session.posargs else "examples/onnx/config.toml"
+    session.run("hypercorn", "core.app:app", "--bind", "127.0.0.1:8009",
+                env={"CORE_CONFIG": config})

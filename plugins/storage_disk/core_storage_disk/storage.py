@@ -1,0 +1,143 @@
+"""``DiskStorage``: find the model file on the local disk, by path and file-name mask."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import attrs
+from core.components import LoadedFile, Storage
+from core.errors import ConfigError, CoreError, ModelLoadError
+
+from core_storage_disk._reading import read_file
+
+#: Matches the usual model file names, whatever the case of the extension.
+DEFAULT_FILE_MASK = r"(?i).+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)"
+
+#: How many folder entries an error message lists before "and N more".
+_LISTED = 20
+
+
+def _to_path(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"disk storage: storage_kwargs.path_to_files must be a path to the model file or "
+            f"its folder, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _check_mask(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"disk storage: storage_kwargs.file_mask must be a regular expression string, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ConfigError(
+            f"disk storage: storage_kwargs.file_mask '{value}' is not a valid regular "
+            f"expression: {error}"
+        ) from None
+
+
+def _check_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"disk storage: storage_kwargs.{attribute.name} must be true or false, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_LISTED])
+    more = len(names) - _LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+@attrs.define(kw_only=True)
+class DiskStorage(Storage):
+    """The model file on the local disk.
+
+    :param path_to_files: the model file itself, or the folder that holds it.
+    :param file_mask: for a folder, a regular expression that the model file's name must
+        match in full (``re.fullmatch``); exactly one file may match. Not used when
+        ``path_to_files`` is a file. The default matches ``.pkl``, ``.pckl``, ``.pickle``,
+        ``.joblib``, ``.onnx``, ``.cloudpickle``, ``.bin`` and ``.model``, in any case.
+    :param need_load_file: read the file's bytes into memory and hand them to the binarizer
+        (``LoadedFile.raw_data``). Off by default: the binarizer then reads the file itself,
+        so the model's bytes and the model object are never in memory together.
+    """
+
+    path_to_files: str = attrs.field(converter=_to_path)
+    file_mask: str = attrs.field(default=DEFAULT_FILE_MASK, validator=_check_mask)
+    need_load_file: bool = attrs.field(default=False, validator=_check_bool)
+    _pattern: re.Pattern[str] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._pattern = re.compile(self.file_mask)
+
+    def load(self) -> list[LoadedFile]:
+        """The one model file; with its bytes when ``need_load_file`` is set.
+
+        For a file of 64 MiB or more the bytes are a ``bytearray`` (read in place, logged
+        every tenth of the way); ``LoadedFile.raw_data`` takes any bytes-like object.
+        """
+        path = self._find(ModelLoadError)
+        raw_data = None
+        if self.need_load_file:
+            try:
+                raw_data = read_file(path)
+            except OSError as error:
+                raise ModelLoadError(
+                    f"disk storage: cannot read {path}: {error.strerror or error}"
+                ) from None
+        return [LoadedFile(path=path, raw_data=raw_data)]  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Raise :class:`~core.errors.ConfigError` if the path is missing, unreadable, or
+        a folder in which not exactly one file matches ``file_mask``."""
+        path = self._find(ConfigError)
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"disk storage: the model file {path} is not readable")
+
+    def _find(self, error: type[CoreError]) -> str:
+        given = self.path_to_files
+        path = os.path.expanduser(given)
+        if os.path.isfile(path):
+            return path
+        if not os.path.exists(path):
+            where = "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"
+            raise error(
+                f"disk storage: storage_kwargs.path_to_files {given!r} does not exist{where}"
+            )
+        if not os.path.isdir(path):
+            raise error(f"disk storage: {given!r} is neither a file nor a folder")
+        try:
+            entries = sorted(os.listdir(path))
+        except OSError as problem:
+            raise error(
+                f"disk storage: cannot list the folder {given!r}: {problem.strerror or problem}"
+            ) from None
+        files = [name for name in entries if os.path.isfile(os.path.join(path, name))]
+        matches = [name for name in files if self._pattern.fullmatch(name)]
+        if len(matches) == 1:
+            return os.path.join(path, matches[0])
+        if not matches:
+            regular = set(files)
+            shown = [name if name in regular else name + "/" for name in entries]
+            held = f"it holds: {_listing(shown)}" if shown else "it is empty"
+            raise error(
+                f"disk storage: no file in the folder {given!r} matches file_mask "
+                f"'{self.file_mask}'; {held}. Set storage_kwargs.file_mask to a regular "
+                f"expression matching the model file's name, or path_to_files to the file"
+            )
+        raise error(
+            f"disk storage: {len(matches)} files in the folder {given!r} match file_mask "
+            f"'{self.file_mask}': {_listing(matches)}; set storage_kwargs.file_mask to pick "
+            f"one (for example '{re.escape(matches[0])}') or path_to_files to the file"
+        )

@@ -1,0 +1,103 @@
+"""Config: types, unknown keys, files, sections and environment overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import Config
+from core.config import env_overrides
+from core.constants import StorageType
+from core.errors import ConfigError
+
+
+def test_defaults_follow_pymlup():
+    conf = Config()
+    assert conf.storage_type == "memory"
+    assert conf.binarization_type == "auto"
+    assert conf.predict_method_name == "predict"
+    assert conf.port == 8009
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"port": "80"}, "'port' must be int"),
+        ({"port": True}, "'port' must be int"),
+        ({"storage_kwargs": []}, "'storage_kwargs' must be dict"),
+        ({"throttling_max_requests": 0}, "greater than 0"),
+        ({"columns": [{"name": "a", "type": "complex"}]}, "unknown type 'complex'"),
+        ({"columns": [{"type": "int"}]}, "needs a 'name'"),
+    ],
+)
+def test_wrong_types_name_the_key(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Config(**kwargs)
+
+
+def test_assignment_is_checked_too():
+    conf = Config()
+    conf.port = 8011
+    with pytest.raises(ConfigError, match="'port' must be int"):
+        conf.port = "8011"
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="unknown config key 'storage_kwarg'; did you mean 'storage_kwargs'"):
+        Config.from_dict({"storage_kwarg": {}})
+
+
+def test_pymlup_sections_and_enums(tmp_path):
+    data = {"version": "1", "ml": {"storage_type": StorageType.disk, "version": "2.0"},
+            "web": {"port": 8011, "mode": "directly_to_predict"}}
+    conf = Config.from_dict(data)
+    assert (conf.storage_type, conf.version, conf.port) == ("disk", "2.0", 8011)
+
+
+def test_legacy_keys_are_logged_not_silently_dropped(caplog):
+    Config.from_dict({"type": "sklearn"})
+    assert "key 'type' is not used by core" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json", ".yaml"])
+def test_round_trip_through_files(tmp_path, suffix):
+    conf = Config(name="m", storage_type="disk", storage_kwargs={"path_to_files": "/m.pkl"},
+                  columns=[{"name": "a", "type": "int"}])
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".toml":
+        conf.to_toml(path)
+    elif suffix == ".json":
+        conf.to_json(path)
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump(conf.to_dict()))
+    assert Config.from_file(path) == conf
+
+
+def test_bad_files_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        Config.from_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Config.from_file(bad)
+    (tmp_path / "c.ini").write_text("")
+    with pytest.raises(ConfigError, match="unknown config format"):
+        Config.from_file(tmp_path / "c.ini")
+
+
+def test_environment_overrides(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"name": "file", "port": 1}))
+    conf = Config.from_env({"CORE_CONFIG": str(path), "CORE_PORT": "8010", "CORE_DEBUG": "true",
+                            "CORE_STORAGE_KWARGS": '{"path_to_files": "/x"}',
+                            "CORE_DTYPE_FOR_PREDICT": "float32"})
+    assert (conf.name, conf.port, conf.debug) == ("file", 8010, True)
+    assert conf.storage_kwargs == {"path_to_files": "/x"}
+    assert conf.dtype_for_predict == "float32"
+    with pytest.raises(ConfigError, match="CORE_PROT.*did you mean 'port'"):
+        env_overrides({"CORE_PROT": "1"})
+    with pytest.raises(ConfigError, match="'port' must be int"):
+        Config.from_env({"CORE_PORT": "eighty"})
