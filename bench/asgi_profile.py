@@ -24,9 +24,13 @@ import pstats
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -68,6 +72,9 @@ async def call(app: Any, body: bytes) -> int:
     return status
 
 
+_lifespans: set[asyncio.Future[Any]] = set()
+
+
 async def lifespan_startup(app: Any) -> None:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -77,8 +84,9 @@ async def lifespan_startup(app: Any) -> None:
         if not done.done():
             done.set_result(message)
 
-    asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, queue.get, send))
+    task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, queue.get, send))
     message = await done
+    _lifespans.add(task)  # the app's lifespan runs as long as this process
     if message["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"lifespan start-up failed: {message}")
 
@@ -129,7 +137,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     old = best.get(name, (wall, cpu))
                     best[name] = (min(old[0], wall), min(old[1], cpu))
             for name, (wall, cpu) in best.items():
-                print(f"| {rows} | {args.concurrency} | {name} | {wall * 1e6:.0f} | {cpu * 1e6:.0f} |")
+                print(f"| {rows} | {args.concurrency} | {name} | {wall * 1e6:.0f} "
+                      f"| {cpu * 1e6:.0f} |")
             if args.profile:
                 await profile(apps["core"], body, args)
 

@@ -41,7 +41,7 @@ async def predict(request: Request) -> Response:
     body = orjson.loads(await request.body())
     X = np.asarray(body[INPUT_NAME], dtype=np.float32)
     outputs = SESSION.run(OUTPUT_NAMES, {INPUT_NAME: X})
-    result = {name: value.tolist() for name, value in zip(OUTPUT_NAMES, outputs)}
+    result = {name: value.tolist() for name, value in zip(OUTPUT_NAMES, outputs, strict=True)}
     return Response(orjson.dumps({"predict_result": result}), media_type="application/json")
 
 

@@ -9,8 +9,13 @@ the order alternating from cell to cell, so that drift of the machine hits both 
     python -m bench.http_bench                 # 10 s a measurement
     python -m bench.http_bench --quick         # 3 s a measurement, shorter warm-up
 
-Prints a markdown table: requests/s, p50/p99 latency, and core's throughput as a fraction of
-the baseline's, against the target (>= 0.85). Exits 1 if a cell misses the target
+Prints a markdown table: requests/s, p50/p99 latency, core's throughput as a fraction of the
+baseline's against the target (>= 0.85), and each server's CPU time per request (all its
+processes, from /proc). The last is the steadier figure on a busy machine: wrk's requests/s
+drop whenever another process takes the server's core, its CPU time per request barely moves;
+"CPU ratio" (baseline CPU per request / core's) is the throughput ratio the two would have on
+a core of their own when CPU-bound. ``--repeat N`` runs each cell N times, the servers taking
+turns, and keeps each server's median run. Exits 1 if a cell misses the target
 (``--no-fail`` to exit 0 anyway), 2 if a server misbehaves (non-2xx answers, socket errors,
 failed start).
 
@@ -34,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -42,8 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `python bench/http_bench.py` as well as `python -m bench.http_bench`
+if str(REPO) not in sys.path:  # for `python bench/http_bench.py` too
     sys.path.insert(0, str(REPO))
 
 from bench.models import http_bench_model, sample_rows  # noqa: E402
@@ -132,7 +141,7 @@ def make_servers(names: list[str], variants: dict[str, dict[str, Any]], model: P
                  workdir: Path) -> list[Server]:
     servers = []
     for name in names:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": python_path()}
         if name == BASELINE:
             env.update(BASELINE_MODEL=str(model), BASELINE_INTRA_OP_THREADS="1")
             servers.append(Server(name, "bench.baseline_app:app", env))
@@ -143,6 +152,11 @@ def make_servers(names: list[str], variants: dict[str, dict[str, Any]], model: P
         env["CORE_CONFIG"] = str(config)
         servers.append(Server(name, "core.app:app", env))
     return servers
+
+
+def python_path() -> str:
+    """PYTHONPATH with the repository first, so that ``bench.baseline_app`` imports."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
 def free_port() -> int:
@@ -168,10 +182,10 @@ def wait_ready(server: Server, timeout: float) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             fail(server, f"exited with code {server.process.returncode} before it was ready")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(server.url + "/health", timeout=1) as response:
-                if response.status == 200:
-                    return
+        with (contextlib.suppress(OSError, urllib.error.URLError),
+              urllib.request.urlopen(server.url + "/health", timeout=1) as response):
+            if response.status == 200:
+                return
         time.sleep(0.1)
     fail(server, f"did not answer /health within {timeout:.0f}s")
 
@@ -247,7 +261,7 @@ def same_result(a: Any, b: Any, tolerance: float = 1e-5) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_result(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_result(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_result(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
     return bool(a == b)
@@ -263,6 +277,7 @@ class WrkResult:
     p99_ms: float
     requests: int
     non_2xx: int = 0
+    cpu_us: float = 0.0  # the server's CPU time per request (all its processes)
     socket_errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -316,10 +331,13 @@ def parse_wrk(output: str) -> WrkResult:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if non_2xx:
         result.non_2xx = int(non_2xx.group(1))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     if errors:
         counts = map(int, errors.groups())
-        result.socket_errors = dict(zip(("connect", "read", "write", "timeout"), counts))
+        kinds = ("connect", "read", "write", "timeout")
+        result.socket_errors = dict(zip(kinds, counts, strict=True))
     return result
 
 
@@ -346,15 +364,34 @@ class Cell:
 
 
 def measure(server: Server, cell: Cell, script: Path, args: argparse.Namespace) -> WrkResult:
-    """Median (by requests/s) of ``--repeat`` wrk runs of one server on one cell."""
-    url = server.url + "/predict"
-    runs = []
-    for _ in range(args.repeat):
-        result = run_wrk(url, script, cell.connections, args.seconds, args.client_cpu)
-        check_wrk(server, str(cell), result)
-        runs.append(result)
-    runs.sort(key=lambda r: r.rps)
-    return runs[len(runs) // 2]
+    """One wrk run of one server on one cell, with the server's CPU time per request."""
+    cpu_before = server_cpu_seconds(server)
+    result = run_wrk(server.url + "/predict", script, cell.connections, args.seconds,
+                     args.client_cpu)
+    result.cpu_us = (server_cpu_seconds(server) - cpu_before) / max(result.requests, 1) * 1e6
+    check_wrk(server, str(cell), result)
+    return result
+
+
+def server_cpu_seconds(server: Server) -> float:
+    """User + system CPU seconds of every live process of the server's session (hypercorn
+    runs its worker in a child process)."""
+    assert server.process is not None
+    session = server.process.pid  # started with start_new_session: session id == pid
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[3]) == session:  # fields[0] is field 3 (state) of proc(5)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def median_run(runs: list[WrkResult]) -> WrkResult:
+    """The run with the median requests/s (an actual run, so its latencies go with it)."""
+    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
 
 
 def warm_up(servers: list[Server], scripts: dict[int, Path], args: argparse.Namespace) -> None:
@@ -367,16 +404,23 @@ def warm_up(servers: list[Server], scripts: dict[int, Path], args: argparse.Name
 
 def run_cells(servers: list[Server], scripts: dict[int, Path],
               args: argparse.Namespace) -> dict[Cell, dict[str, WrkResult]]:
+    """Every cell, every server, ``--repeat`` times: the servers take turns run by run (the
+    first one alternating), so that a slow spell of the machine hits them alike."""
     results: dict[Cell, dict[str, WrkResult]] = {}
     cells = [Cell(c, r) for r in ROWS for c in CONNECTIONS]
-    for index, cell in enumerate(cells):
-        order = servers if index % 2 == 0 else servers[::-1]  # alternate who goes first
-        results[cell] = {}
-        for server in order:
-            results[cell][server.name] = measure(server, cell, scripts[cell.rows], args)
-            r = results[cell][server.name]
-            print(f"# {cell} {server.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
-                  f"p99 {r.p99_ms:.2f} ms", file=sys.stderr, flush=True)
+    turn = 0
+    for cell in cells:
+        runs: dict[str, list[WrkResult]] = {server.name: [] for server in servers}
+        for _ in range(args.repeat):
+            order = servers if turn % 2 == 0 else servers[::-1]
+            turn += 1
+            for server in order:
+                r = measure(server, cell, scripts[cell.rows], args)
+                runs[server.name].append(r)
+                print(f"# {cell} {server.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
+                      f"p99 {r.p99_ms:.2f} ms, {r.cpu_us:.0f} CPU us/req",
+                      file=sys.stderr, flush=True)
+        results[cell] = {name: median_run(server_runs) for name, server_runs in runs.items()}
     return results
 
 
@@ -385,11 +429,12 @@ def run_cells(servers: list[Server], scripts: dict[int, Path],
 
 def table(results: dict[Cell, dict[str, WrkResult]], name: str) -> tuple[str, bool]:
     """The markdown table of one core-like server against the baseline, and whether every
-    cell met the target."""
+    cell met the target (on requests/s)."""
     lines = [
         f"| cell | {name} req/s | baseline req/s | ratio | {name} p50 / p99 ms "
-        f"| baseline p50 / p99 ms | >= {TARGET_RATIO} |",
-        "|---|---:|---:|---:|---:|---:|:---:|",
+        f"| baseline p50 / p99 ms | {name} / baseline CPU us/req | CPU ratio "
+        f"| ratio >= {TARGET_RATIO} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     all_ok = True
     for cell, by_server in results.items():
@@ -400,6 +445,7 @@ def table(results: dict[Cell, dict[str, WrkResult]], name: str) -> tuple[str, bo
         lines.append(
             f"| {cell} | {ours.rps:,.0f} | {base.rps:,.0f} | {ratio:.2f} "
             f"| {ours.p50_ms:.2f} / {ours.p99_ms:.2f} | {base.p50_ms:.2f} / {base.p99_ms:.2f} "
+            f"| {ours.cpu_us:.0f} / {base.cpu_us:.0f} | {base.cpu_us / ours.cpu_us:.2f} "
             f"| {'yes' if ok else '**no**'} |"
         )
     return "\n".join(lines), all_ok
@@ -443,10 +489,12 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
-    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server and body")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="warm-up seconds per server and body")
     parser.add_argument("--quick", action="store_true", help="3 s measurements, 1 s warm-up")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median kept)")
-    parser.add_argument("--servers", nargs="+", help="servers to run (default: baseline, core, variants)")
+    parser.add_argument("--servers", nargs="+",
+                        help="servers to run (default: baseline, core, every variant)")
     parser.add_argument("--variant", action="append", type=parse_variant, default=[],
                         metavar="NAME='KEY = VALUE; ...'",
                         help="a core server with extra config keys (TOML; ';' separates keys)")
@@ -454,7 +502,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-cpu", default="1", help="taskset CPU list for wrk")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a cell misses the target")
+    parser.add_argument("--no-fail", action="store_true",
+                        help="exit 0 even if a cell misses the target")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.warmup = 3.0, 1.0

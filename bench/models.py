@@ -14,6 +14,7 @@ Command line: ``python -m bench.models OUT_DIR`` writes both into ``OUT_DIR``.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,7 @@ def build_mlp(
     sizes = [n_inputs, *hidden, n_outputs]
     nodes, initializers = [], []
     current = INPUT_NAME
-    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         weight = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out)).astype(np.float32)
         bias = rng.normal(0.0, 0.01, size=fan_out).astype(np.float32)
         initializers += [

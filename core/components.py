@@ -33,7 +33,7 @@ class LoadedFile:
     """
 
     path: str | None = None
-    raw_data: bytes | None = attrs.field(default=None, repr=False)
+    raw_data: bytes | bytearray | memoryview | None = attrs.field(default=None, repr=False)
     obj: Any = attrs.field(default=None, repr=False)
     name: str | None = None
 

@@ -9,10 +9,13 @@ The order in which they fire during a server's life::
       binarizer_deserialize  -> model object          the binarizer turns them into a model
       (model analysis: predict method, arguments, request schema)
       register_routes        -> extra HTTP routes
+      extend_openapi         -> their OpenAPI paths and schemas
     each POST /predict
       transformer_to_model   -> model-format value    once per predict argument
       architecture_predict   -> awaitable result      the architecture runs the model
       transformer_from_model -> JSON-ready value      once per prediction
+    each GET /info
+      extend_info            -> extra sections
 
 The ``register_*`` hooks fill the host's registries: a plugin hands over a class under a
 name, and the host refuses two plugins that claim one name. The four life-cycle hooks
@@ -179,4 +182,29 @@ def register_routes(up: UP) -> list[BaseRoute] | None:
     :param up: the application object; ``up.ml`` holds the analysed model, ``up.conf`` the
         config.
     :return: Starlette routes to mount beside ``/predict``, or ``None``.
+    """
+
+
+@hookspec
+def extend_info(up: UP) -> dict[str, Any] | None:
+    """Add sections to ``GET /info``.
+
+    Called on every ``/info`` request, after the model is loaded and the web app is built.
+
+    :param up: the application object.
+    :return: a dict whose keys become top-level keys of the ``/info`` answer (choose a key
+        named after your plugin), or ``None``.
+    """
+
+
+@hookspec
+def extend_openapi(up: UP) -> dict[str, Any] | None:
+    """Describe a plugin's own routes in the OpenAPI document.
+
+    Called once each time the web app is built (``up.web.load()``), after
+    :func:`register_routes`.
+
+    :param up: the application object.
+    :return: ``{"paths": {...}, "components": {"schemas": {...}}}`` merged into
+        ``/openapi.json``, or ``None``.
     """

@@ -90,6 +90,15 @@ class ML:
         cls = self.up.plugins.storages.get(conf.storage_type)
         kwargs = dict(conf.storage_kwargs)
         if self._given_model is not None and "model" not in kwargs:
+            try:
+                takes_model = "model" in inspect.signature(cls).parameters
+            except (TypeError, ValueError):
+                takes_model = False
+            if not takes_model:
+                raise ConfigError(
+                    f"UP(ml_model=...) needs a storage that takes a model object (storage_type = "
+                    f"'memory'), but storage_type is {conf.storage_type!r}"
+                )
             kwargs["model"] = self._given_model
         return build("storage", cls, kwargs, "storage_kwargs")
 

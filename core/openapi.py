@@ -94,7 +94,7 @@ def document(up: UP) -> dict[str, Any]:
             (429, "throttled"), (500, "the model or a transformer failed"),
         ]
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": conf.name, "version": conf.version},
         "paths": {
@@ -123,6 +123,11 @@ def document(up: UP) -> dict[str, Any]:
         },
         "components": {"schemas": {"PredictRequest": request_schema(up), "Error": ERROR_SCHEMA}},
     }
+    for extra in up.plugins.hook.extend_openapi(up=up):
+        if extra:
+            document["paths"].update(extra.get("paths", {}))
+            document["components"]["schemas"].update(extra.get("components", {}).get("schemas", {}))
+    return document
 
 
 SWAGGER_HTML = """<!doctype html>

@@ -289,7 +289,7 @@ class ContractModel:
     """The model :class:`ArchitectureContract` serves: one row sum per row, times ``scale``;
     a row holding ``-1`` makes it raise."""
 
-    def predict(self, X: Any, scale: float = 1.0) -> Any:  # noqa: N803
+    def predict(self, X: Any, scale: float = 1.0) -> Any:
         x = np.asarray(X, dtype=np.float64)
         if (x == -1).any():
             raise ValueError("the contract model refuses rows holding -1")
@@ -384,7 +384,7 @@ class ArchitectureContract:
     def test_concurrent_requests_get_their_own_rows(self, up: Any) -> None:
         import asyncio
 
-        requests = [
+        requests: list[dict[str, Any]] = [
             {"X": [[float(i), float(j)] for j in range(1 + i % 4)], "scale": float(1 + i % 3)}
             for i in range(24)
         ]
@@ -395,7 +395,7 @@ class ArchitectureContract:
                 for i, body in enumerate(requests)
             ))
 
-        results = self._run(up, scenario)
+        results: list[Any] = self._run(up, scenario)
         for body, result in zip(requests, results):
             expected = [sum(row) * body["scale"] for row in body["X"]]
             assert np.asarray(result).tolist() == expected, f"{body} -> {result}"
@@ -452,7 +452,7 @@ class ArchitectureContract:
             ]
             await asyncio.sleep(0)
             await asyncio.wait_for(architecture.stop(0.5), 10)
-            done, pending = await asyncio.wait(tasks, timeout=10)
+            _done, pending = await asyncio.wait(tasks, timeout=10)
             assert not pending, f"{len(pending)} prediction(s) never answered after stop()"
             return [task.exception() or task.result() for task in tasks]
 

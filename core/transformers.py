@@ -26,7 +26,7 @@ class NumpyTransformer(Transformer):
         self.dtype = dtype
 
     def to_model(self, data: Any, argument: Argument) -> Any:
-        dtype = self.dtype or (argument.tensor.dtype if argument.tensor else None)
+        dtype: Any = self.dtype or (argument.tensor.dtype if argument.tensor else None)
         if dtype == "string":  # ONNX string tensors: numpy holds them as objects
             dtype = object
         if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype):

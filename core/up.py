@@ -89,7 +89,7 @@ class UP:
         conf = self.conf
         interface = self.ml.interface
         architecture = self.web.architecture
-        return {
+        info: dict[str, Any] = {
             "name": conf.name,
             "version": conf.version,
             "model": {
@@ -117,6 +117,9 @@ class UP:
             },
             "plugins": [p.to_dict() for p in self.plugins.info()],
         }
+        for extra in self.plugins.hook.extend_info(up=self):
+            info.update(extra or {})
+        return info
 
 
 def plain(data: Any) -> Any:

@@ -258,9 +258,9 @@ class Web:
         except asyncio.CancelledError:
             # The server gave up on this request: hypercorn cancels the requests still running
             # when its graceful_timeout ends after SIGTERM. Answer while the connection is open.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
             return error_response(
                 ServiceUnavailable(
                     "the server is shutting down and could not finish this prediction in its "

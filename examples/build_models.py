@@ -80,13 +80,13 @@ class IrisLikeClassifier:
         self.bias = bias
         self.classes_ = list(classes)
 
-    def predict_proba(self, X):  # noqa: N803 - sklearn's spelling
+    def predict_proba(self, X):
         logits = np.asarray(X, dtype=np.float32) @ self.weights + self.bias
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
-    def predict(self, X):  # noqa: N803
+    def predict(self, X):
         return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
 
@@ -166,7 +166,7 @@ def check(onnx_path: Path, pkl_path: Path, X: np.ndarray, y: np.ndarray) -> None
     try:
         import onnxruntime as ort
     except ImportError:
-        print(f"{onnx_path.relative_to(HERE.parent)}: written (onnxruntime not installed, not checked)")
+        print(f"{onnx_path.relative_to(HERE.parent)}: written (no onnxruntime to check it)")
         return
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_labels, _ = session.run(None, {"X": X})

@@ -189,13 +189,13 @@ class QueuedArchitecture(Architecture):
             job.resolve(shutting_down())
         await self._stop_workers()
 
-    def _closing(self) -> None:  # noqa: B027 - optional
+    def _closing(self) -> None:
         """Called when stop() begins (batching sends what it holds without waiting)."""
 
     @abc.abstractmethod
     def _start_workers(self) -> None: ...
 
-    async def _stop_workers(self) -> None:  # noqa: B027 - optional
+    async def _stop_workers(self) -> None:
         """Cancel the worker tasks."""
 
     @abc.abstractmethod

@@ -14,12 +14,12 @@ With ``is_long_predict = true``, ``POST /predict`` answers 202 with the predict 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from core.architectures.queued import Job, QueuedArchitecture, queue_full
+from core.architectures.queued import Job, QueuedArchitecture, queue_full, shutting_down
 
 if TYPE_CHECKING:
     from core.up import UP
@@ -60,15 +60,19 @@ class WorkerAndQueue(QueuedArchitecture):
         running = ml.executor.submit(ml.predict_sync, job.data)
         loop = self._loop
         assert loop is not None
-        running.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._done, job, done)
-        )
+
+        def hand_back(done: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                loop.call_soon_threadsafe(self._done, job, done)
+
+        running.add_done_callback(hand_back)
 
     def _done(self, job: Job, done: Future[Any]) -> None:
-        try:
-            outcome: Any = done.result()
-        except BaseException as error:  # noqa: BLE001 - handed to the request
-            outcome = error
+        if done.cancelled():
+            outcome: Any = shutting_down()
+        else:
+            error = done.exception()
+            outcome = error if error is not None else done.result()
         self._finished(job, outcome)
 
     def _finished(self, job: Job, outcome: Any) -> None:

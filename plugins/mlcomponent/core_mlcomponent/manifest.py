@@ -58,9 +58,9 @@ class _Manifest:
                     raise self.fail(field, "missing")
                 return None
             node = node[part]
-        if not isinstance(node, kind) or isinstance(node, bool) and bool not in (
+        if not isinstance(node, kind) or (isinstance(node, bool) and bool not in (
             kind if isinstance(kind, tuple) else (kind,)
-        ):
+        )):
             names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
             raise self.fail(field, f"must be {names}, got {_describe(node)}")
         if isinstance(node, str) and not node.strip():

@@ -438,6 +438,6 @@ class InferenceFunctionModel:
                 tensors.append({"name": output["name"], "datatype": "BYTES",
                                 "data": [str(v).encode() for v in values], "shape": output.get("shape")})
             else:
-                tensors.append({"name": output["name"], "datatype": _V2_OF.get(datatype or "", None),
+                tensors.append({"name": output["name"], "datatype": _V2_OF.get(datatype or ""),
                                 "data": specs.flatten(data), "shape": output.get("shape")})
         return tensors

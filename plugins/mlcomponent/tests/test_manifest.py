@@ -6,9 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from core_mlcomponent.manifest import config_from_manifest, cpu_threads
 
 from core.errors import ConfigError
-from core_mlcomponent.manifest import config_from_manifest, cpu_threads
 
 GOOD = """
 kind: MLComponent

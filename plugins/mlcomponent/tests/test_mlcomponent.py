@@ -288,10 +288,6 @@ def test_spec_in_get_inference(echo: Any) -> None:
 
 
 def test_spec_in_info_and_openapi(echo: Any) -> None:
-    from core import hookspecs
-
-    if not hasattr(hookspecs, "extend_info"):
-        pytest.skip("core has no extend_info/extend_openapi hooks yet")
     info = httpx.get(echo.url + "/info").json()
     assert info["mlcomponent"]["spec"]["inputs"][0]["name"] == "x"
     document = httpx.get(echo.url + "/openapi.json").json()

@@ -17,6 +17,7 @@ output per key, anything else one output named after the predict method.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -211,10 +212,8 @@ def decode_text(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     flat_in, flat_out = array.ravel(), out.ravel()
     for i, item in enumerate(flat_in):
         if isinstance(item, bytes):
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 item = item.decode()
-            except UnicodeDecodeError:
-                pass
         flat_out[i] = item
     return out
 
@@ -317,10 +316,7 @@ class RowsAdapter(Adapter):
         body: dict[str, Any] = {}
         for name, tensor in values.items():
             array = decode_text(tensor.data) if tensor.datatype == "BYTES" else tensor.data
-            if name == (rows.name if rows else None):
-                extra_tensors[name] = array
-                body[name] = []
-            elif arguments[name].kind == "array":
+            if name == (rows.name if rows else None) or arguments[name].kind == "array":
                 extra_tensors[name] = array
                 body[name] = []
             else:

@@ -188,7 +188,8 @@ def openapi_paths(up: UP) -> dict[str, Any]:
         "/v2/health/live": {"get": {"summary": "V2 liveness", "responses": {"200": {"description": "live"}}}},
         "/v2/health/ready": {"get": {"summary": "V2 readiness", "responses": {"200": {"description": "ready"}}}},
         base: {"get": {"summary": "V2 model metadata", "responses": {"200": {"description": "metadata"}, "404": err}}},
-        f"{base}/ready": {"get": {"summary": "V2 model readiness", "responses": {"200": {"description": "ready"}, "404": err}}},
+        f"{base}/ready": {"get": {"summary": "V2 model readiness",
+                                  "responses": {"200": {"description": "ready"}, "404": err}}},
         f"{base}/infer": {"post": {
             "summary": f"V2 inference with {up.conf.name} (JSON, or the binary tensor data extension)",
             "requestBody": {"content": {"application/json": {"schema": {

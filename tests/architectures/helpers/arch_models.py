@@ -45,7 +45,7 @@ class SumModel:
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
 
-    def predict(self, X: Any, scale: float = 1.0, offset: int = 0) -> Any:  # noqa: N803
+    def predict(self, X: Any, scale: float = 1.0, offset: int = 0) -> Any:
         x = np.asarray(X, dtype=np.float64)
         self.recorder.record(len(x))
         if (x == POISON).any():
@@ -59,7 +59,7 @@ class DictModel:
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
 
-    def predict(self, X: Any) -> Any:  # noqa: N803
+    def predict(self, X: Any) -> Any:
         x = np.asarray(X, dtype=np.float64)
         self.recorder.record(len(x))
         return {"sum": x.sum(axis=1), "first": x[:, 0].astype(np.int64)}
@@ -71,7 +71,7 @@ class WrongRowsModel:
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
 
-    def predict(self, X: Any) -> Any:  # noqa: N803
+    def predict(self, X: Any) -> Any:
         x = np.asarray(X, dtype=np.float64)
         self.recorder.record(len(x))
         return x.sum(axis=1)[:-1] if len(x) > 1 else x.sum(axis=1)
