@@ -3,10 +3,11 @@
 A request starts at once when fewer than ``worker_count`` predictions are running; otherwise
 it waits in a FIFO queue of at most ``max_queue_size`` jobs, and a full queue is answered 429
 with ``Retry-After`` before anything is accepted. A worker is a slot, not a polling task: the
-model runs in the thread pool (``up.ml.executor``), and when a prediction finishes its done
-callback hands the result to the request's future and starts the next queued job, so a fast
-model's latency is not padded. ``worker_count`` defaults to ``max_thread_loop_workers``
-(else the CPU count), the number of threads that can run the model at once.
+model runs in the thread pool (``up.ml.executor``); the worker thread hands each result to the
+request's future and takes the next queued job itself, so a fast model's latency is not
+padded and the thread never waits for the event loop. ``worker_count`` defaults to
+``max_thread_loop_workers`` (else the CPU count), the number of threads that can run the model
+at once.
 
 With ``is_long_predict = true``, ``POST /predict`` answers 202 with the predict id at once and
 ``GET /get-predict/{predict_id}`` returns the result (see :class:`ResultStore`).
@@ -15,11 +16,11 @@ With ``is_long_predict = true``, ``POST /predict`` answers 202 with the predict 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from core.architectures.queued import Job, QueuedArchitecture, queue_full, shutting_down
+from core.architectures.queued import Job, QueuedArchitecture, queue_full
 
 if TYPE_CHECKING:
     from core.up import UP
@@ -31,6 +32,7 @@ class WorkerAndQueue(QueuedArchitecture):
     def __init__(self, up: UP) -> None:
         super().__init__(up)
         self._queue: deque[Job] = deque()
+        self._lock = threading.Lock()
 
     @property
     def queue_depth(self) -> int:
@@ -40,52 +42,45 @@ class WorkerAndQueue(QueuedArchitecture):
         pass  # a job starts when it is submitted or when a running one finishes
 
     def _submit(self, job: Job) -> None:
-        if self.in_flight < self.worker_count:
-            self._run(job)
-        elif len(self._queue) >= self.max_queue_size:
-            raise queue_full(len(self._queue), self.max_queue_size)
+        with self._lock:
+            if self.in_flight < self.worker_count:
+                self.in_flight += 1
+            elif len(self._queue) >= self.max_queue_size:
+                raise queue_full(len(self._queue), self.max_queue_size)
+            else:
+                self._queue.append(job)
+                return
+        executor = self.up.ml.executor
+        if executor is None:  # use_thread_loop = false: run in the event loop's thread
+            self._work(job)
         else:
-            self._queue.append(job)
+            executor.submit(self._work, job)
 
-    def _run(self, job: Job) -> None:
+    def _work(self, job: Job | None) -> None:
+        """A worker: run ``job``, then the queued jobs, in this thread until the queue is
+        empty, so the thread never idles waiting for the event loop to hand it the next one."""
         ml = self.up.ml
-        self.in_flight += 1
-        if ml.executor is None:  # use_thread_loop = false: run in the event loop's thread
-            try:
-                outcome: Any = ml.predict_sync(job.data)
-            except Exception as error:
-                outcome = error
-            self._finished(job, outcome)
-            return
-        running = ml.executor.submit(ml.predict_sync, job.data)
         loop = self._loop
         assert loop is not None
-
-        def hand_back(done: Future[Any]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-                loop.call_soon_threadsafe(self._done, job, done)
-
-        running.add_done_callback(hand_back)
-
-    def _done(self, job: Job, done: Future[Any]) -> None:
-        if done.cancelled():
-            outcome: Any = shutting_down()
-        else:
-            error = done.exception()
-            outcome = error if error is not None else done.result()
-        self._finished(job, outcome)
-
-    def _finished(self, job: Job, outcome: Any) -> None:
-        self.in_flight -= 1
-        job.resolve(outcome)
-        while self._queue and self.in_flight < self.worker_count:
-            waiting = self._queue.popleft()
-            if not waiting.future.done():  # skip requests that went away
-                self._run(waiting)
+        while job is not None:
+            if not job.future.done():  # skip requests that went away
+                try:
+                    outcome: Any = ml.predict_sync(job.data)
+                except Exception as error:  # handed to the request, answered there
+                    outcome = error
+                with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                    loop.call_soon_threadsafe(job.resolve, outcome)
+            with self._lock:
+                if self._queue:
+                    job = self._queue.popleft()
+                else:
+                    self.in_flight -= 1
+                    job = None
 
     def _drain_queue(self) -> list[Job]:
-        jobs = list(self._queue)
-        self._queue.clear()
+        with self._lock:
+            jobs = list(self._queue)
+            self._queue.clear()
         return jobs
 
     def info(self) -> dict[str, Any]:
