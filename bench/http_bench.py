@@ -3,8 +3,8 @@
 Both servers serve the same 20-feature ONNX model (:func:`bench.models.http_bench_model`) with
 ``intra_op_num_threads = 1``, are pinned to one core (``--server-cpu``, default 0) and stay
 up for the whole run; ``wrk`` is pinned to another (``--client-cpu``, default 1). For every
-cell (1, 16 and 64 connections x 1 and 100 rows a request) each server is measured in turn,
-the order alternating from cell to cell, so that drift of the machine hits both alike.
+cell (1, 16 and 64 connections x 1 and 100 rows a request) the servers are measured in turn,
+the first one alternating from run to run, so that drift of the machine hits them alike.
 
     python -m bench.http_bench                 # 10 s a measurement
     python -m bench.http_bench --quick         # 3 s a measurement, shorter warm-up
@@ -44,7 +44,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -168,11 +168,11 @@ def free_port() -> int:
 def start(server: Server, cpu: str, workdir: Path, timeout: float = 120.0) -> None:
     server.port = free_port()
     server.log_path = workdir / f"{server.name}.log"
-    log = server.log_path.open("wb")
-    server.process = subprocess.Popen(
-        server.command(cpu), env=server.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with server.log_path.open("wb") as log:  # the server keeps its own copy of the file
+        server.process = subprocess.Popen(
+            server.command(cpu), env=server.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     wait_ready(server, timeout)
 
 
@@ -206,15 +206,15 @@ def running(servers: list[Server], cpu: str, workdir: Path) -> Iterator[list[Ser
     try:
         for server in servers:
             start(server, cpu, workdir)
-            print(f"# {server.name}: {' '.join(server.command(cpu))} (pid {server.process.pid})",
-                  file=sys.stderr)
+            pid = server.process.pid if server.process else None
+            print(f"# {server.name}: {' '.join(server.command(cpu))} (pid {pid})", file=sys.stderr)
         yield servers
     finally:
         for server in servers:
             stop(server)
 
 
-def fail(server: Server, message: str) -> None:
+def fail(server: Server, message: str) -> NoReturn:
     log = server.log_path.read_text(errors="replace")[-3000:] if server.log_path else ""
     raise BenchError(f"{server.name}: {message}\n--- last lines of its log ---\n{log}")
 
@@ -297,9 +297,10 @@ def write_wrk_script(workdir: Path, rows: int) -> Path:
 
 
 def run_wrk(url: str, script: Path, connections: int, seconds: float, cpu: str) -> WrkResult:
-    command = ["taskset", "-c", cpu, WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s",
+    duration = max(1, round(seconds))  # wrk takes whole seconds
+    command = ["taskset", "-c", cpu, WRK, "-t1", f"-c{connections}", f"-d{duration}s",
                "--latency", "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse_wrk(done.stdout)
@@ -488,7 +489,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="length of each measurement (whole seconds, at least 1)")
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="warm-up seconds per server and body")
     parser.add_argument("--quick", action="store_true", help="3 s measurements, 1 s warm-up")

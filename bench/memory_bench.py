@@ -57,7 +57,7 @@ class BigModel:
         self.weights = weights
         self.n_features = n_features
 
-    def predict(self, X):
+    def predict(self, X: Any) -> list[float]:
         return (np.asarray(X, dtype=np.float32) @ self.weights[: self.n_features]).tolist()
 
 
