@@ -22,7 +22,7 @@ PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject
 #: Plugins whose tests need other plugins to have a model to serve.
 TEST_NEEDS: dict[str, list[str]] = {
     "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent"],
-    "mlcomponent": [],
+    "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
 }
 
 
