@@ -425,6 +425,17 @@ def run_cells(servers: list[Server], scripts: dict[int, Path],
     return results
 
 
+def report_architectures(servers: list[Server]) -> None:
+    """Print each core server's ``/info`` architecture counters (calls run inline and in the
+    thread pool, batches...), so a run shows how the requests were served."""
+    for server in servers:
+        if server.is_baseline:
+            continue
+        with urllib.request.urlopen(server.url + "/info", timeout=10) as response:
+            architecture = json.loads(response.read())["architecture"]
+        print(f"# {server.name} /info architecture: {json.dumps(architecture)}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -535,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                 check_answers(servers, rows)
             warm_up(servers, scripts, args)
             results = run_cells(servers, scripts, args)
+            report_architectures(servers)
     except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 2

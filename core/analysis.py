@@ -74,15 +74,23 @@ class ModelInterface:
     predict: Callable[..., Any]
     arguments: tuple[Argument, ...]
     columns: tuple[Column, ...] | None = None
+    #: The rows argument (``X`` or the first one), or None; computed once.
+    rows: Argument | None = attrs.field(init=False, eq=False, repr=False)
+    _positional: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def rows(self) -> Argument | None:
-        return next((a for a in self.arguments if a.is_rows), None)
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "rows", next((a for a in self.arguments if a.is_rows), None))
+        object.__setattr__(
+            self, "_positional", tuple(a.name for a in self.arguments if a.positional)
+        )
 
     def call(self, values: dict[str, Any]) -> Any:
-        """Call the predict method with the (transformed) argument values."""
-        args = [values[a.name] for a in self.arguments if a.positional and a.name in values]
-        kwargs = {a.name: values[a.name] for a in self.arguments if not a.positional and a.name in values}
+        """Call the predict method with the (transformed) argument values: positional-only
+        parameters by position, every other one by name."""
+        if not self._positional:
+            return self.predict(**values)
+        kwargs = dict(values)
+        args = [kwargs.pop(name) for name in self._positional if name in kwargs]
         return self.predict(*args, **kwargs)
 
 

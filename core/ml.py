@@ -7,16 +7,16 @@ re-analyse the model without loading it again.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import inspect
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from core.analysis import ModelInterface, analyse
+from core.analysis import Argument, ModelInterface, analyse
 from core.components import Binarizer, LoadedFile, Storage, Transformer
 from core.errors import (
     ConfigError,
@@ -27,6 +27,7 @@ from core.errors import (
     PredictTransformDataError,
     RequestError,
 )
+from core.runner import PredictRunner
 from core.validation import RequestValidator
 
 if TYPE_CHECKING:
@@ -66,6 +67,10 @@ class ML:
         self.transformer_in: Transformer | None = None
         self.transformer_out: Transformer | None = None
         self.executor: ThreadPoolExecutor | None = None
+        self.runner = PredictRunner(None, 1, 0.0)
+        self._array_args: tuple[Argument, ...] = ()
+        self._to_model: Callable[[Any, Argument], Any] = _not_loaded
+        self._from_model: Callable[[Any], Any] = _not_loaded
         self.files: list[dict[str, Any]] = []
         self.binarizer_name: str | None = None
 
@@ -194,21 +199,41 @@ class ML:
             {"dtype": conf.dtype_for_predict}, "dtype_for_predict",
         )
         self.validator = RequestValidator(self.interface, conf.dtype_for_predict)
-        if self.executor is not None:
-            self.executor.shutdown(wait=False)
+        self._array_args = tuple(a for a in self.interface.arguments if a.kind == "array")
+        self._bind_transformer_hooks()
+        self.runner.shutdown()
+        workers = conf.max_thread_loop_workers or os.cpu_count() or 1
         self.executor = (
-            ThreadPoolExecutor(
-                max_workers=conf.max_thread_loop_workers or os.cpu_count() or 1,
-                thread_name_prefix="core-predict",
-            )
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="core-predict")
             if conf.use_thread_loop
             else None
         )
+        self.runner = PredictRunner(self.executor, workers, conf.max_inline_predict_ms / 1000.0)
+
+    def _bind_transformer_hooks(self) -> None:
+        """The transformer hooks as plain callables for the request path: the chosen
+        transformer's own method while only core's default implements the hook (the answer
+        would be the same, without a pluggy dispatch per request), else the hook."""
+        plugins = self.up.plugins
+        transformer_in, transformer_out = self.transformer_in, self.transformer_out
+        assert transformer_in is not None and transformer_out is not None
+        if plugins.overridden("transformer_to_model"):
+            hook_in = plugins.hook.transformer_to_model
+            self._to_model = lambda data, argument: hook_in(
+                transformer=transformer_in, data=data, argument=argument
+            )
+        else:
+            self._to_model = transformer_in.to_model
+        if plugins.overridden("transformer_from_model"):
+            hook_out = plugins.hook.transformer_from_model
+            self._from_model = lambda data: hook_out(transformer=transformer_out, data=data)
+        else:
+            self._from_model = transformer_out.from_model
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None
+        self.runner.shutdown(cancel_futures=True)
+        self.executor = None
+        self.runner = PredictRunner(None, 1, 0.0)
 
     # ------------------------------------------------------------------ predicting
 
@@ -219,15 +244,12 @@ class ML:
 
     def transform_in(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validated request values -> model-format values (array arguments only)."""
-        interface = self._ready()
-        hook = self.up.plugins.hook
+        self._ready()
         values = dict(data)
-        for arg in interface.arguments:
-            if arg.kind == "array" and arg.name in values:
+        for arg in self._array_args:
+            if arg.name in values:
                 try:
-                    values[arg.name] = hook.transformer_to_model(
-                        transformer=self.transformer_in, data=values[arg.name], argument=arg
-                    )
+                    values[arg.name] = self._to_model(values[arg.name], arg)
                 except RequestError:
                     raise
                 except Exception as error:
@@ -248,9 +270,7 @@ class ML:
 
     def transform_out(self, result: Any) -> Any:
         try:
-            return self.up.plugins.hook.transformer_from_model(
-                transformer=self.transformer_out, data=result
-            )
+            return self._from_model(result)
         except RequestError:
             raise
         except Exception as error:
@@ -258,9 +278,18 @@ class ML:
                 f"could not turn the model's result ({type(result).__name__}) into JSON: {error}"
             ) from error
 
-    def is_empty(self, values: dict[str, Any]) -> bool:
+    def row_count(self, values: dict[str, Any]) -> int | None:
+        """How many rows ``values`` holds, or None when the model takes no rows argument."""
         rows = self._ready().rows
-        return rows is not None and rows.name in values and len(values[rows.name]) == 0
+        if rows is None or rows.name not in values:
+            return None
+        try:
+            return len(values[rows.name])
+        except TypeError:  # a scalar or an object without a length
+            return None
+
+    def is_empty(self, values: dict[str, Any]) -> bool:
+        return self.row_count(values) == 0
 
     def predict_sync(self, data: dict[str, Any], *, transform: bool = True) -> Any:
         """Validated values in, JSON-ready result out; runs in the caller's thread."""
@@ -270,12 +299,12 @@ class ML:
         return self.transform_out(self.call_model(values))
 
     async def run_in_pool(self, data: dict[str, Any], *, transform: bool = True) -> Any:
-        """:meth:`predict_sync` in the thread pool (or inline when ``use_thread_loop`` is off)."""
-        if self.executor is None:
-            return self.predict_sync(data, transform=transform)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.executor, lambda: self.predict_sync(data, transform=transform)
+        """:meth:`predict_sync` in the thread pool, or inline when it is known to be quick
+        (``max_inline_predict_ms``, see :mod:`core.runner`) or ``use_thread_loop`` is off."""
+        rows = self._ready().rows
+        return await self.runner.run(
+            lambda: self.predict_sync(data, transform=transform),
+            PredictRunner.kind(data, rows.name if rows else None),
         )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -291,3 +320,7 @@ class ML:
     async def predict_from(self, **data: Any) -> Any:
         """Predict on data already in the model's format (no validation, no input transform)."""
         return await self.run_in_pool(data, transform=False)
+
+
+def _not_loaded(*args: Any) -> Any:
+    raise ModelLoadError("the model is not loaded; call up.ml.load() first")

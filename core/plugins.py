@@ -30,6 +30,8 @@ from core.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 LOAD_PLUGINS_ENV = "CORE_LOAD_PLUGINS"
+#: The name core's own plugin (:mod:`core.builtin`) is registered under.
+BUILTIN_PLUGIN = "core.builtin"
 
 T = TypeVar("T")
 
@@ -171,6 +173,15 @@ class Plugins:
         self.architectures: Registry[Architecture] = Registry("architecture", Architecture, "mode")
         self._fill_registries()
 
+    def overridden(self, hook_name: str) -> bool:
+        """Whether a plugin other than ``core.builtin`` implements or wraps ``hook_name``.
+
+        While none does, the request path may call the chosen component's method directly:
+        the hook would answer with ``core.builtin``'s default, which calls that method.
+        """
+        impls = getattr(self.hook, hook_name).get_hookimpls()
+        return any(impl.plugin_name != BUILTIN_PLUGIN for impl in impls)
+
     def _registries(self) -> dict[str, Registry[Any]]:
         return {
             "register_storages": self.storages,
@@ -246,7 +257,7 @@ def load_plugins(
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(builtin, name="core.builtin")
+    pm.register(builtin, name=BUILTIN_PLUGIN)
     distributions: dict[str, tuple[str, str]] = {}
 
     if entry_points:

@@ -51,19 +51,25 @@ class PassthroughTransformer(Transformer):
 def to_jsonable(data: Any) -> Any:
     """Make ``data`` serialisable by orjson (with ``OPT_SERIALIZE_NUMPY``).
 
-    Contiguous numeric numpy arrays are left for orjson to write natively (fast); everything
-    orjson cannot take (object or string arrays, non-contiguous views, numpy scalars inside
-    containers, tuples of arrays, sets, NaN) is converted.
+    Contiguous numeric numpy arrays are left for orjson to write natively (fast; orjson writes
+    NaN and infinities as ``null``); everything orjson cannot take (object or string arrays,
+    non-contiguous views, numpy scalars inside containers, tuples of arrays, sets, NaN floats)
+    is converted.
     """
-    if isinstance(data, np.ndarray):
-        if data.dtype.kind in "fc" and data.size and not np.isfinite(data).all():
-            return _nan_to_none(data.tolist())
+    kind = type(data)
+    if kind is np.ndarray:
         if data.dtype.kind in "biuf" and data.flags.c_contiguous and data.dtype.itemsize <= 8 \
                 and data.dtype != np.float16:
             return data
-        return _nan_to_none(data.tolist())
+        return nan_to_none(data.tolist())
+    if kind is dict:
+        return {k if type(k) is str else str(k): to_jsonable(v) for k, v in data.items()}
+    if kind is str or kind is int or kind is bool or data is None:
+        return data
+    if isinstance(data, np.ndarray):  # a subclass
+        return to_jsonable(np.asarray(data))
     if isinstance(data, np.generic):
-        return _nan_to_none(data.item())
+        return nan_to_none(data.item())
     if isinstance(data, dict):
         return {str(k): to_jsonable(v) for k, v in data.items()}
     if isinstance(data, (list, tuple, set, frozenset)):
@@ -77,9 +83,11 @@ def to_jsonable(data: Any) -> Any:
     return data
 
 
-def _nan_to_none(value: Any) -> Any:
+def nan_to_none(value: Any) -> Any:
+    """``value`` (a float or nested lists, as ``ndarray.tolist()`` gives) with NaN and
+    infinities as None, as they are in core's JSON."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
+        return [nan_to_none(v) for v in value]
     return value

@@ -10,6 +10,7 @@ from typing import Any
 from core.config import Config
 from core.ml import ML
 from core.plugins import Plugins, get_plugins
+from core.transformers import nan_to_none
 from core.web import Web
 
 
@@ -123,9 +124,10 @@ class UP:
 
 
 def plain(data: Any) -> Any:
-    """The JSON-ready result as plain Python values (the web path lets orjson write arrays)."""
+    """The JSON-ready result as plain Python values, as the web path's JSON has them: the web
+    path lets orjson write arrays (NaN and infinities as null); here they become lists."""
     if hasattr(data, "tolist") and hasattr(data, "dtype"):
-        return data.tolist()
+        return nan_to_none(data.tolist())
     if isinstance(data, dict):
         return {k: plain(v) for k, v in data.items()}
     if isinstance(data, list):

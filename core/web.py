@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -79,19 +79,37 @@ def error_response(error: RequestError, predict_id: str | None = None) -> JSONRe
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
+def new_predict_id() -> str:
+    """A random, unguessable id (32 hex digits): a long prediction's result is fetched by it."""
+    return os.urandom(16).hex()
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes.
+
+    Reads the ASGI messages itself (a one-message body, the usual case, is returned as it
+    came); raises :class:`starlette.requests.ClientDisconnect` if the client goes away.
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"the body is {length} bytes; the limit (max_body_size) is {limit}")
-    chunks = []
+    receive = request.receive
+    chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"the body is over the limit (max_body_size) of {limit} bytes")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:
@@ -130,6 +148,7 @@ class Web:
         self.up = up
         self._app: App | None = None
         self.architecture: Architecture | None = None
+        self.architecture_predict: Any = None  # set by load(); see _bind_architecture_hook
         self.active_predicts = 0
         self.accepting = True
         self.started = threading.Event()
@@ -159,10 +178,11 @@ class Web:
         conf = self.up.conf
         cls = self.up.plugins.architectures.get(conf.mode)
         self.architecture = build("architecture", cls, {"up": self.up}, "mode")
-        routes: list[BaseRoute] = [
+        self._bind_architecture_hook()
+        routes: list[BaseRoute] = [  # /predict first: Starlette tries routes in order
+            Route("/predict", self.predict, methods=["POST"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/info", self.info, methods=["GET"]),
-            Route("/predict", self.predict, methods=["POST"]),
         ]
         if conf.show_docs:
             routes += [
@@ -180,6 +200,21 @@ class Web:
             exception_handlers={HTTPException: self._http_error, Exception: self._server_error},
         )
         self._openapi = openapi.document(self.up)
+
+    def _bind_architecture_hook(self) -> None:
+        """``architecture_predict`` as a plain callable for the request path: the
+        architecture's own ``predict`` while only core's default implements the hook (the
+        same answer without a pluggy dispatch per request), else the hook."""
+        architecture = self.architecture
+        assert architecture is not None
+        plugins = self.up.plugins
+        if plugins.overridden("architecture_predict"):
+            hook = plugins.hook.architecture_predict
+            self.architecture_predict = lambda data, predict_id: hook(
+                architecture=architecture, data=data, predict_id=predict_id
+            )
+        else:
+            self.architecture_predict = architecture.predict
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -216,7 +251,7 @@ class Web:
         return HTMLResponse(openapi.SWAGGER_HTML.replace("{title}", self.up.conf.name))
 
     async def predict(self, request: Request) -> Response:
-        predict_id = uuid.uuid4().hex
+        predict_id = new_predict_id()
         conf = self.up.conf
         limit = conf.throttling_max_requests
         if limit is not None and self.active_predicts >= limit:
@@ -232,9 +267,7 @@ class Web:
             body = parse_json(await read_body(request, conf.max_body_size))
             data = self.up.ml.validate(body)
             self.check_request_len(data)
-            pending = self.up.plugins.hook.architecture_predict(
-                architecture=self.architecture, data=data, predict_id=predict_id
-            )
+            pending = self.architecture_predict(data, predict_id)
             if conf.predict_timeout is None:
                 result = await pending
             else:
@@ -255,6 +288,10 @@ class Web:
             )
         except RequestError as error:
             return error_response(error, predict_id)
+        except ClientDisconnect:  # nobody is left to read an answer
+            logger.info("predict id %s: the client disconnected before sending its body",
+                        predict_id)
+            return error_response(InvalidRequestBody("the client disconnected"), predict_id)
         except asyncio.CancelledError:
             # The server gave up on this request: hypercorn cancels the requests still running
             # when its graceful_timeout ends after SIGTERM. Answer while the connection is open.
@@ -277,11 +314,12 @@ class Web:
 
     def check_request_len(self, data: dict[str, Any]) -> None:
         limit = self.up.conf.throttling_max_request_len
-        rows = self.up.ml.interface.rows if self.up.ml.interface else None
-        if limit is None or rows is None or rows.name not in data:
+        if limit is None:
             return
-        count = len(data[rows.name])
-        if count > limit:
+        count = self.up.ml.row_count(data)
+        if count is not None and count > limit:
+            rows = self.up.ml._ready().rows
+            assert rows is not None
             raise TooManyRequests(
                 f"{rows.name} has {count} rows; the limit (throttling_max_request_len) is {limit}",
                 loc=["body", rows.name],

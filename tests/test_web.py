@@ -168,6 +168,7 @@ def test_concurrency_limit_and_health_while_busy(serve):
     assert "throttling_max_requests" in rejected.json()["detail"][0]["msg"]
     assert [r.status_code for r in done] == [200, 200]
     assert done[0].json()["predict_result"] == [2]  # both ran at the same time: no global lock
+    assert httpx.get(f"{server.url}/info").json()["architecture"]["inline_calls"] == 0
 
 
 def test_many_concurrent_requests_each_get_their_own_answer(sum_server):
@@ -180,6 +181,17 @@ def test_many_concurrent_requests_each_get_their_own_answer(sum_server):
     for i, r in enumerate(asyncio.run(scenario())):
         assert r.status_code == 200
         assert r.json()["predict_result"] == [float(i + 1)] * (i % 5 + 1)
+
+
+def test_quick_predictions_move_to_the_event_loop_and_stay_correct(sum_server):
+    with httpx.Client(base_url=sum_server.url) as client:
+        for i in range(30):
+            r = client.post("/predict", json={"X": [[i, 2]], "scale": 2.0})
+            assert r.json()["predict_result"] == [2.0 * (i + 2)]
+        architecture = client.get("/info").json()["architecture"]
+    assert architecture["max_inline_predict_ms"] == 0.1
+    assert architecture["pool_calls"] >= 4  # timed in the pool first (core.runner.MIN_SAMPLES)
+    assert architecture["inline_calls"] >= 10
 
 
 def test_unknown_route_is_json_404(sum_server):

@@ -5,7 +5,8 @@ other predict arguments are equal (and their rows have the same shape past the f
 no request is ever run with another's arguments. A group is sent to the model when it holds
 ``max_batch_size`` rows (at once), or when its oldest request has waited ``max_batch_wait``
 milliseconds, so a lone request waits at most that long. At most ``worker_count`` batches run
-at a time (in ``up.ml.executor``); while they run, new requests keep joining the waiting
+at a time (in the thread pool, or on the event loop when batches of that size are known to be
+quick, see :mod:`core.runner`); while they run, new requests keep joining the waiting
 groups, so the batch size follows the load.
 
 In the worker thread the batch's requests are transformed (``up.ml.transform_in``), their rows
@@ -206,14 +207,12 @@ class Batching(QueuedArchitecture):
         ml = self.up.ml
         self.in_flight += len(batch)
         self.batches += 1
-        self.batched_rows += sum(job.rows for job in batch)
-        try:
-            if ml.executor is None:
-                outcomes = self._predict_batch(batch)
-            else:
-                outcomes = await asyncio.get_running_loop().run_in_executor(
-                    ml.executor, self._predict_batch, batch
-                )
+        rows = sum(job.rows for job in batch)
+        self.batched_rows += rows
+        try:  # in the thread pool, or inline when batches of this size are quick
+            outcomes = await ml.runner.run(
+                lambda: self._predict_batch(batch), ("batch", rows.bit_length())
+            )
         except Exception as error:
             outcomes = [error] * len(batch)
         finally:
@@ -271,6 +270,7 @@ class Batching(QueuedArchitecture):
             "worker_count": self.worker_count,
             "batches": self.batches,
             "batched_rows": self.batched_rows,
+            **self.up.ml.runner.info(),
         }
 
 

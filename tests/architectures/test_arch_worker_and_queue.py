@@ -21,6 +21,20 @@ def test_concurrent_requests_get_their_own_results(arch_server: Any) -> None:
         assert response.json()["predict_result"] == expected(body)
 
 
+def test_quick_requests_run_in_a_free_slot_on_the_event_loop(arch_server: Any) -> None:
+    server = arch_server(model_config(mode="worker_and_queue", worker_count=2))
+    bodies = [{"X": [[float(i), 1.0]]} for i in range(30)]
+    with httpx.Client(base_url=server.url) as client:
+        for body in bodies:  # one at a time: timed in the pool first, then inline
+            response = client.post("/predict", json=body)
+            assert response.json()["predict_result"] == expected(body)
+        for body, response in zip(bodies, post_all(server.url, bodies)):  # and concurrently
+            assert response.json()["predict_result"] == expected(body)
+        architecture = client.get("/info").json()["architecture"]
+    assert architecture["inline_calls"] >= 20
+    assert architecture["in_flight"] == 0 and architecture["queue_depth"] == 0
+
+
 def test_full_queue_is_answered_429_with_retry_after(arch_server: Any) -> None:
     server = arch_server(model_config(delay=0.4, mode="worker_and_queue", worker_count=1,
                                       max_queue_size=1))

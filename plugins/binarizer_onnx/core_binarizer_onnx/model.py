@@ -151,9 +151,12 @@ class OnnxModel:
         output_names = [info.name for info in self.outputs]
         signature = _signature(inputs)
 
+        arguments = frozenset(info.argument for info in inputs)
+
         def predict(*args: Any, **kwargs: Any) -> dict[str, Any]:
-            bound = signature.bind(*args, **kwargs)
-            feeds = {info.name: _feed(bound.arguments[info.argument], info) for info in inputs}
+            if args or kwargs.keys() != arguments:  # the common case, all by name, skips bind
+                kwargs = signature.bind(*args, **kwargs).arguments
+            feeds = {info.name: _feed(kwargs[info.argument], info) for info in inputs}
             return dict(zip(output_names, session.run(None, feeds)))
 
         predict.__signature__ = signature  # type: ignore[attr-defined]
