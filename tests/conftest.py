@@ -1,37 +1,30 @@
-"""Shared fixtures: a real ``hypercorn core.app:app`` on 127.0.0.1, talked to with httpx."""
+"""Shared fixtures: a real ``hypercorn core.app:app`` on 127.0.0.1 (:class:`core.testing.Server`),
+talked to with httpx. The servers import ``support/`` (models, components) by dotted path."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "support"))
+from core.testing import Server, server_fixture
 
-from serving import Server
+SUPPORT = Path(__file__).parent / "support"
+sys.path.insert(0, str(SUPPORT))
 
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    """``serve(config_dict, env=..., pythonpath=...)`` starts a server and returns it."""
-    servers: list[Server] = []
-
-    def start(config: dict[str, Any], **kwargs: Any) -> Server:
-        server = Server(config, tmp_path, **kwargs).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+#: ``serve(config_dict, env=..., pythonpath=...)`` starts a server and returns it; every
+#: server is stopped when the test ends.
+serve = server_fixture(pythonpath=[SUPPORT])
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Any:
+def server_factory(tmp_path: Path) -> Callable[..., Server]:
     """Build a Server without starting it (for start-up failure tests)."""
-    return lambda config, **kw: Server(config, tmp_path, **kw)
 
+    def build(config: dict[str, Any], **options: Any) -> Server:
+        return Server(config, directory=tmp_path, **{"pythonpath": [SUPPORT], **options})
 
+    return build

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import numpy
 import pytest
-from serving import free_port
 
 import core as mlup
 from core import constants
 from core.empty import EmptyModel
+from core.testing import free_port
 
 pytestmark = pytest.mark.plugins
 EXAMPLES = Path(__file__).parent.parent / "examples"

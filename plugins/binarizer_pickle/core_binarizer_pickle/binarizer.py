@@ -17,10 +17,9 @@ from typing import Any
 
 import attrs
 import cloudpickle
+from core import progress
 from core.components import Binarizer, LoadedFile
 from core.errors import ConfigError, ModelLoadError
-
-from core_binarizer_pickle import _progress
 
 #: File names this binarizer claims with a high score in ``binarization_type = "auto"``.
 PICKLE_EXTENSIONS = (".pkl", ".pckl", ".pickle", ".joblib", ".cloudpickle")
@@ -109,13 +108,13 @@ class PickleBinarizer(Binarizer):
             if self.sha256 is not None:
                 # Hash and unpickle through one open file: replacing the file in between
                 # (a rename over it) cannot slip past the check.
-                self._verify(_progress.sha256_of(handle, size, name), name)
+                self._verify(progress.sha256_of(handle, size, name), name)
                 handle.seek(0)
-            if size < _progress.PROGRESS_THRESHOLD or self._joblib(file):
+            if size < progress.PROGRESS_THRESHOLD or self._joblib(file):
                 return self._unpickle(handle, file)
-            progress = _progress.Progress("unpickling", name, size)
-            model = self._unpickle(_progress.ProgressReader(handle, progress), file)
-            progress.finish()
+            counter = progress.Progress("unpickling", name, size)
+            model = self._unpickle(progress.ProgressReader(handle, counter), file)
+            counter.finish()
             return model
 
     def _verify(self, actual: str, name: str) -> None:
@@ -166,4 +165,4 @@ class PickleBinarizer(Binarizer):
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 to put in ``binarization_kwargs.sha256`` (same as ``sha256sum``)."""
     with open(path, "rb") as handle:
-        return _progress.sha256_of(handle, os.fstat(handle.fileno()).st_size, str(path))
+        return progress.sha256_of(handle, os.fstat(handle.fileno()).st_size, str(path))

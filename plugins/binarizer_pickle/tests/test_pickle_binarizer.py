@@ -12,13 +12,14 @@ import attrs
 import cloudpickle
 import numpy as np
 import pytest
+from core import progress
 from core.components import LoadedFile, Storage
 from core.errors import ConfigError, ModelLoadError
 from core.hookspecs import hookimpl
 from core.ml import build
 from core.testing import BinarizerContract
 
-from core_binarizer_pickle import PickleBinarizer, _progress, file_sha256
+from core_binarizer_pickle import PickleBinarizer, file_sha256
 
 
 class Scaler:
@@ -111,7 +112,7 @@ def test_streaming_peaks_near_the_model_size(
     path = write_model(tmp_path / "big.pkl", model)
     del model
     for threshold in (2**62, 1):  # without, then with the progress wrapper
-        monkeypatch.setattr(_progress, "PROGRESS_THRESHOLD", threshold)
+        monkeypatch.setattr(progress, "PROGRESS_THRESHOLD", threshold)
         tracemalloc.start()
         try:
             loaded = PickleBinarizer().deserialize([LoadedFile(path=str(path))])
@@ -126,8 +127,8 @@ def test_streaming_peaks_near_the_model_size(
 def test_big_files_log_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_progress, "PROGRESS_THRESHOLD", 1000)
-    monkeypatch.setattr(_progress, "CHUNK_SIZE", 1000)
+    monkeypatch.setattr(progress, "PROGRESS_THRESHOLD", 1000)
+    monkeypatch.setattr(progress, "CHUNK_SIZE", 1000)
     model = Scaler(1.0)
     model.weights = np.ones(10_000)
     path = write_model(tmp_path / "big.pkl", model)
@@ -155,7 +156,8 @@ def test_joblib_file_without_joblib_is_read_as_a_pickle(tmp_path: Path) -> None:
 
 
 def test_joblib_files_use_joblib(tmp_path: Path) -> None:
-    joblib = pytest.importorskip("joblib")
+    import joblib  # in the plugin's test extra
+
     model = Scaler(5.0)
     model.weights = np.arange(1000.0)
     path = tmp_path / "m.joblib"

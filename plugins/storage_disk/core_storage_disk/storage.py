@@ -9,8 +9,7 @@ from typing import Any
 import attrs
 from core.components import LoadedFile, Storage
 from core.errors import ConfigError, CoreError, ModelLoadError
-
-from core_storage_disk._reading import read_file
+from core.progress import read_file
 
 #: Matches the usual model file names, whatever the case of the extension.
 DEFAULT_FILE_MASK = r"(?i).+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)"

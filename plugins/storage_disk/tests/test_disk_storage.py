@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+from core import progress
 from core.errors import ConfigError, ModelLoadError
 from core.ml import build
 from core.testing import StorageContract
 
-from core_storage_disk import DEFAULT_FILE_MASK, DiskStorage, _reading
+from core_storage_disk import DEFAULT_FILE_MASK, DiskStorage
 
 
 class TestDiskStorageContract(StorageContract):
@@ -118,8 +119,8 @@ def test_need_load_file_true_reads_the_bytes(tmp_path: Path) -> None:
 def test_big_file_is_read_in_place_with_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_reading, "PROGRESS_THRESHOLD", 1000)
-    monkeypatch.setattr(_reading, "CHUNK_SIZE", 100)
+    monkeypatch.setattr(progress, "PROGRESS_THRESHOLD", 1000)
+    monkeypatch.setattr(progress, "CHUNK_SIZE", 100)
     payload = os.urandom(1000)
     (tmp_path / "big.bin").write_bytes(payload)
     with caplog.at_level(logging.INFO, logger="core"):

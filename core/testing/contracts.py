@@ -1,46 +1,5 @@
-"""Contract test suites for plugin authors: subclass one, provide fixtures, get the checks.
-
-Every storage and binarizer ``core`` ships is tested with these suites, and a third-party
-plugin gets the same checks by subclassing them in its own tests (the way hydra's launcher
-plugins subclass ``LauncherTestSuite``). They need ``pytest``::
-
-    # tests/test_zip_storage.py of a plugin distribution "core-storage-zip"
-    import pytest
-    from core.testing import StorageContract
-
-    from core_storage_zip import ZipStorage
-
-
-    class TestZipStorage(StorageContract):
-        name = "zip"  # the name the plugin registers; checked through the entry point
-
-        @pytest.fixture
-        def storage(self, tmp_path):
-            archive = make_archive(tmp_path)  # whatever makes a real file for the test
-            return ZipStorage(path=str(archive))
-
-        # ... plus the plugin's own tests
-
-``pytest`` collects ``TestZipStorage`` and runs every ``test_*`` method of the suite on it.
-The suite classes themselves are not collected (their names do not start with ``Test``).
-
-What the suites check:
-
-* the component subclasses the right :mod:`core.components` contract;
-* it is registered under :attr:`name` by the installed distribution's entry point
-  (so run the tests with the plugin installed: ``pip install -e .``);
-* an unknown setting is refused by the constructor, and ``core`` reports it as one
-  :class:`~core.errors.ConfigError` line that names the setting (use ``attrs.define`` or a
-  dataclass and this comes for free);
-* a storage's ``load()`` returns :class:`~core.components.LoadedFile` objects that each
-  carry a path, bytes or an object, and its ``check()`` passes for a working storage;
-* a binarizer's ``deserialize()`` returns an object with a predict method, ``detect()``
-  answers ``(score, reason)`` without raising and recognises its own file, and reading a
-  file from its path and from its bytes gives the same model.
-
-To skip a check that does not apply, override the test method in the subclass with one
-that calls ``pytest.skip("why")``.
-"""
+"""The contract suites: :class:`StorageContract`, :class:`BinarizerContract` and
+:class:`ArchitectureContract` (see :mod:`core.testing` for how to use them)."""
 
 from __future__ import annotations
 
@@ -55,15 +14,6 @@ import pytest
 from core.components import Binarizer, LoadedFile, Storage
 from core.errors import ConfigError
 from core.plugins import Registry, load_plugins
-
-__all__ = [
-    "ArchitectureContract",
-    "BinarizerContract",
-    "ContractModel",
-    "ContractStorage",
-    "StorageContract",
-    "constructor_kwargs",
-]
 
 #: The setting the suites pass to prove that unknown settings are refused.
 UNKNOWN_SETTING = "no_such_setting_for_the_contract_test"
@@ -372,10 +322,12 @@ class ArchitectureContract:
         assert issubclass(architecture_class, Architecture)
         assert isinstance(up.web.architecture, architecture_class)
 
-    def test_registered_under_its_name(self, architecture_class: type) -> None:
+    def test_found_by_its_name_or_dotted_path(self, architecture_class: type) -> None:
         registry = load_plugins().architectures
-        if self.name is None:
-            pytest.skip("used by dotted path (name = None)")
+        if self.name is None:  # chosen by dotted path: mode = "package.module.Class"
+            path = f"{architecture_class.__module__}.{architecture_class.__qualname__}"
+            assert registry.get(path) is architecture_class, f"mode = {path!r} does not resolve"
+            return
         assert self.name in registry.entries, (
             f"no architecture named {self.name!r}; installed: {', '.join(registry.names())}"
         )
