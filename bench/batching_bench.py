@@ -13,6 +13,13 @@ but ``mode``) and :mod:`bench.models`. Three checks, from issue #3:
     python -m bench.batching_bench            # 8 s a measurement
     python -m bench.batching_bench --quick    # 3 s a measurement
 
+The minimal Starlette app of :mod:`bench.baseline_app` serves the same MLP beside them, as a
+reference: what one core can do with no serving overhead at all. From its CPU time per request
+``S`` (HTTP, JSON and one 1-row model call) and the in-process compute times, the bench prints
+the ceiling of check 1 on this machine: a batch can save at most the model's share of a
+request, so batching's throughput over direct's is at most ``S / (S - t1 + t64 / 64)`` where
+``t1`` and ``t64`` are a 1-row and a 64-row call.
+
 Prints a markdown table; exits 1 if a check fails (``--no-fail`` to exit 0 anyway).
 """
 
@@ -31,14 +38,17 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.http_bench import (  # noqa: E402
+    Cell,
     Server,
     WrkResult,
     check_answers,
-    check_wrk,
     make_servers,
+    median_run,
+    report_architectures,
     run_wrk,
     running,
 )
+from bench.http_bench import measure as http_measure  # noqa: E402
 from bench.models import http_bench_model, large_mlp_model, sample_rows  # noqa: E402
 
 MAX_BATCH_WAIT_MS = 10.0
@@ -86,11 +96,10 @@ def measure(servers: list[Server], script: Path, connections: int,
         order = servers if index % 2 == 0 else servers[::-1]
         for server in order:
             run_wrk(server.url + "/predict", script, connections, 1, args.client_cpu)
-            result = run_wrk(server.url + "/predict", script, connections, args.seconds,
-                             args.client_cpu)
-            check_wrk(server, f"c={connections}", result)
-            results[server.name].append(result)
-    return {name: sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for name, runs in results.items()}
+            results[server.name].append(
+                http_measure(server, Cell(connections, 1), script, args)
+            )
+    return {name: median_run(runs) for name, runs in results.items()}
 
 
 def row(name: str, cell: str, result: WrkResult) -> str:
@@ -119,17 +128,23 @@ def main(argv: list[str] | None = None) -> int:
         compute_64 = batch_compute_ms(large, 64, 64)
         compute_1 = batch_compute_ms(large, 1, 64)
 
-        servers = make_servers(["core", "batching"], {"batching": BATCHING}, large, workdir)
+        servers = make_servers(["baseline", "core", "batching"], {"batching": BATCHING}, large,
+                               workdir)
         script = write_script(workdir, 1, 64)
         with running(servers, args.server_cpu, workdir):
             check_answers_64(servers)
             many = measure(servers, script, 64, args)
             one = measure(servers, script, 1, args)
+            report_architectures(servers)
         direct, batching = many["core"], many["batching"]
-        for name, label in (("core", "directly_to_predict"), ("batching", "batching")):
+        labels = (("baseline", "minimal Starlette app (reference)"),
+                  ("core", "directly_to_predict"), ("batching", "batching"))
+        for name, label in labels:
             lines.append(row(label, "MLP 64-1024-1024, c=64, 1 row", many[name]))
-        for name, label in (("core", "directly_to_predict"), ("batching", "batching")):
+        for name, label in labels:
             lines.append(row(label, "MLP 64-1024-1024, c=1, 1 row", one[name]))
+        serving_us = many["baseline"].cpu_us
+        ceiling = serving_us / (serving_us - compute_1 * 1e3 + compute_64 * 1e3 / 64)
         ratio = batching.rps / direct.rps
         checks.append(("batching >= 3x direct throughput at c=64", ratio >= 3.0, f"{ratio:.2f}x"))
         p99_bound = MAX_BATCH_WAIT_MS + 3 * compute_64
@@ -156,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nIn-process compute of the 64-1024-1024 MLP (1 thread): 1 row {compute_1:.2f} ms, "
           f"64 rows {compute_64:.2f} ms. max_batch_wait = {MAX_BATCH_WAIT_MS:g} ms; "
           f"{args.seconds:g} s a measurement, median of {args.repeat}.\n")
+    print(f"Ceiling of batching / direct on this machine: the minimal app spends "
+          f"{serving_us:.0f} CPU us per 1-row request at c=64, of which the model is "
+          f"{compute_1 * 1e3:.0f} us; batched, the model's share would be "
+          f"{compute_64 * 1e3 / 64:.0f} us, so batching can reach at most {ceiling:.2f}x.\n")
     print("| check | result | pass |\n|---|---:|:-:|")
     for name, passed, value in checks:
         print(f"| {name} | {value} | {'yes' if passed else 'NO'} |")

@@ -115,7 +115,7 @@ class Config:
     # -- running the model
     use_thread_loop: bool = _setting(True, bool)
     max_thread_loop_workers: int | None = _setting(None, int, optional=True, extra=[_positive])
-    max_inline_predict_ms: float = _setting(0.1, float, int, extra=[_not_negative])
+    max_inline_predict_ms: float = _setting(0.25, float, int, extra=[_not_negative])
     data_transformer_for_predict: str = _setting("numpy", str)
     data_transformer_for_predicted: str = _setting("numpy", str)
     dtype_for_predict: str | None = _setting(None, str, optional=True)

@@ -24,6 +24,12 @@ name, and the host refuses two plugins that claim one name. The four life-cycle 
 them by calling the chosen component, and a plugin may wrap them (``wrapper=True``) to
 observe, time, cache or replace that step for every component at once.
 
+The three request-path hooks are looked up when the model settings load
+(``up.ml.load_model_settings()``) and the web app is built (``up.web.load()``): while
+``core.builtin`` is their only implementation, core calls the component's method directly,
+the same answer without a hook dispatch per request. A plugin registered later takes effect
+at the next of those calls.
+
 Hooks are always called with keyword arguments, so an implementation may accept any subset of
 a spec's arguments.
 """

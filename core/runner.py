@@ -11,11 +11,12 @@ plus the values of the other predict arguments, so ``seconds=1.0`` is not taken 
   time plus the interpreter's switch interval (the longest a pool thread waits for the GIL on a
   busy loop). CPU time is what a call costs the loop; the wall-time check keeps a model that
   sleeps or waits on I/O in the pool.
-* demotion: an inline call that takes more than :data:`SLOW_FACTOR` times the limit in CPU
-  time, or inline calls whose median wall time passes the limit (a model that began to wait),
-  send that kind back to the pool, which must then see exponentially more calls before the
-  next promotion. A single slow wall time alone is not enough: the OS may have preempted the
-  server in the middle of a quick call.
+* demotion: more than half of the last :data:`WINDOW` inline calls of a kind taking longer
+  than the limit (a model that became slower, or began to wait), or one taking longer than
+  :data:`STALL_FACTOR` times the limit, send that kind back to the pool, which must then see
+  exponentially more calls before the next promotion. Single calls over the limit are not
+  enough: interrupts (the network stack's, on a busy server), a preemption or a garbage
+  collection stretch quick calls now and then.
 
 Anything not yet timed, anything with unhashable arguments, and anything beyond
 ``max_thread_loop_workers`` concurrent calls goes to the pool, so the loop never waits long on a
@@ -39,8 +40,8 @@ T = TypeVar("T")
 WINDOW = 16
 #: Pool calls of a kind timed before it may run inline (doubled after each demotion).
 MIN_SAMPLES = 4
-#: One inline call this many times over the limit sends its kind back to the pool.
-SLOW_FACTOR = 4.0
+#: One inline call this many times over the limit sends its kind back to the pool at once.
+STALL_FACTOR = 50.0
 #: Kinds remembered at most (requests with ever-new argument values would grow it).
 MAX_KINDS = 1024
 
@@ -48,13 +49,14 @@ MAX_KINDS = 1024
 class _Kind:
     """Timings of one kind of call."""
 
-    __slots__ = ("cpu", "holdoff", "inline", "inline_wall", "strikes", "wall")
+    __slots__ = ("cpu", "holdoff", "inline", "inline_wall", "slow", "strikes", "wall")
 
     def __init__(self) -> None:
         self.cpu: deque[float] = deque(maxlen=WINDOW)
         self.wall: deque[float] = deque(maxlen=WINDOW)
         self.inline_wall: deque[float] = deque(maxlen=WINDOW)
         self.inline = False
+        self.slow = 0  # how many of inline_wall are over the limit
         self.strikes = 0
         self.holdoff = MIN_SAMPLES
 
@@ -135,11 +137,11 @@ class PredictRunner:
         timings = self._kinds.get(kind) if kind is not None else None
         if timings is None:
             return call()
-        wall, cpu = time.perf_counter(), time.thread_time()
+        started = time.perf_counter()
         try:
             return call()
         finally:
-            self._inline_sample(timings, time.perf_counter() - wall, time.thread_time() - cpu)
+            self._inline_sample(timings, time.perf_counter() - started)
 
     def record(self, kind: Hashable | None, wall: float, cpu: float) -> None:
         """Count a call of ``kind`` that ran in a pool thread (see :func:`timed`); on the
@@ -165,12 +167,18 @@ class PredictRunner:
         ):
             timings.inline = True
             timings.inline_wall.clear()
+            timings.slow = 0
 
-    def _inline_sample(self, timings: _Kind, wall: float, cpu: float) -> None:
-        samples = timings.inline_wall
-        samples.append(wall)
+    def _inline_sample(self, timings: _Kind, wall: float) -> None:
         limit = self.max_inline_seconds
-        if cpu > SLOW_FACTOR * limit or (len(samples) >= MIN_SAMPLES and _median(samples) > limit):
+        samples = timings.inline_wall
+        if len(samples) == WINDOW and samples[0] > limit:
+            timings.slow -= 1  # about to leave the window
+        samples.append(wall)
+        if wall > limit:
+            timings.slow += 1
+        if (len(samples) >= MIN_SAMPLES and timings.slow > len(samples) // 2) \
+                or wall > STALL_FACTOR * limit:
             timings.inline = False
             timings.strikes += 1
             timings.holdoff = MIN_SAMPLES << min(timings.strikes, 10)

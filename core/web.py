@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +79,31 @@ def error_response(error: RequestError, predict_id: str | None = None) -> JSONRe
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
-def new_predict_id() -> str:
-    """A random, unguessable id (32 hex digits): a long prediction's result is fetched by it."""
-    return os.urandom(16).hex()
+class _PredictIds:
+    """Random, unguessable ids (32 hex digits from ``os.urandom``): a long prediction's result
+    is fetched by its id. The random bytes are read 4 KiB at a time (one system call per 256
+    ids, not one per request) and never shared with a forked child."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+        self._lock = threading.Lock()  # servers may run in several threads of one process
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._buffer, self._offset = b"", 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._offset >= len(self._buffer):
+                self._buffer, self._offset = os.urandom(4096), 0
+            start = self._offset
+            self._offset = start + 16
+            return self._buffer[start:start + 16].hex()
+
+
+new_predict_id = _PredictIds()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -90,10 +112,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     Reads the ASGI messages itself (a one-message body, the usual case, is returned as it
     came); raises :class:`starlette.requests.ClientDisconnect` if the client goes away.
     """
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise BodyTooLarge(f"the body is {length} bytes; the limit (max_body_size) is {limit}")
-    receive = request.receive
+    return await receive_body(request.scope, request.receive, limit)
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """:func:`read_body` for a plain ASGI app: the body of the request in ``scope``."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise BodyTooLarge(
+                    f"the body is {value.decode()} bytes; the limit (max_body_size) is {limit}"
+                )
+            break
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -119,6 +149,22 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class _AsgiEndpoint:
+    """Wraps an ASGI callable so that Starlette's ``Route`` mounts it as it is (a function or
+    method endpoint would be wrapped as ``endpoint(request) -> Response``)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 class App(Starlette):
@@ -180,7 +226,7 @@ class Web:
         self.architecture = build("architecture", cls, {"up": self.up}, "mode")
         self._bind_architecture_hook()
         routes: list[BaseRoute] = [  # /predict first: Starlette tries routes in order
-            Route("/predict", self.predict, methods=["POST"]),
+            Route("/predict", _AsgiEndpoint(self.predict), methods=["POST"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/info", self.info, methods=["GET"]),
         ]
@@ -250,8 +296,28 @@ class Web:
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(openapi.SWAGGER_HTML.replace("{title}", self.up.conf.name))
 
-    async def predict(self, request: Request) -> Response:
+    async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /predict``, a plain ASGI app (no Request object or response wrapper on the
+        hottest path): every answer, errors included, is JSON with the ``X-Predict-Id``."""
         predict_id = new_predict_id()
+        outcome = await self._predict(scope, receive, predict_id)
+        if isinstance(outcome, Response):  # an error, or an architecture's own response
+            outcome.headers[PREDICT_ID_HEADER] = predict_id
+            await outcome(scope, receive, send)
+            return
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(outcome)).encode()),
+                (b"x-predict-id", predict_id.encode()),
+            ],
+        })
+        await send({"type": "http.response.body", "body": outcome})
+
+    async def _predict(self, scope: Scope, receive: Receive, predict_id: str) -> bytes | Response:
+        """The JSON body of a successful prediction, or the response to send instead."""
         conf = self.up.conf
         limit = conf.throttling_max_requests
         if limit is not None and self.active_predicts >= limit:
@@ -264,7 +330,7 @@ class Web:
         try:
             if not self.accepting:
                 raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": "1"})
-            body = parse_json(await read_body(request, conf.max_body_size))
+            body = parse_json(await receive_body(scope, receive, conf.max_body_size))
             data = self.up.ml.validate(body)
             self.check_request_len(data)
             pending = self.architecture_predict(data, predict_id)
@@ -279,13 +345,8 @@ class Web:
                         f"{conf.predict_timeout:g} s"
                     ) from None
             if isinstance(result, Response):
-                result.headers[PREDICT_ID_HEADER] = predict_id
                 return result
-            return Response(
-                dumps({"predict_result": result}),
-                media_type="application/json",
-                headers={PREDICT_ID_HEADER: predict_id},
-            )
+            return dumps({"predict_result": result})
         except RequestError as error:
             return error_response(error, predict_id)
         except ClientDisconnect:  # nobody is left to read an answer

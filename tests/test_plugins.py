@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import object_config
 
 import core
 from core import hookspecs
@@ -92,6 +93,44 @@ def test_third_party_storage_plugin_is_found_by_the_server(tmp_path, serve):
     info = httpx.get(f"{server.url}/info").json()
     assert {"name": "constant", "distribution": "core-storage-constant"}.items() <= next(
         p for p in info["plugins"] if p["name"] == "constant").items()
+
+
+REQUEST_PATH_WRAPPERS = """
+    import core
+
+    @core.hookimpl(wrapper=True)
+    def transformer_to_model(transformer, data, argument):
+        value = yield
+        return value * 10  # the numpy array of the rows
+
+    @core.hookimpl(wrapper=True)
+    def transformer_from_model(transformer, data):
+        value = yield
+        return {"wrapped": value}
+
+    @core.hookimpl(wrapper=True)
+    def architecture_predict(architecture, data, predict_id):
+        pending = yield
+
+        async def tagged():
+            return {**(await pending), "predict_id": predict_id}
+
+        return tagged()
+"""
+
+
+def test_plugins_wrapping_the_request_path_hooks_are_called(tmp_path, serve):
+    # core calls components directly while only core.builtin implements these hooks; an
+    # installed plugin that implements them must still see every request.
+    site = install_plugin(tmp_path, "core-wrappers", "wrappers", REQUEST_PATH_WRAPPERS)
+    server = serve(object_config("models:sum_model"),
+                   pythonpath=[str(site), str(Path(__file__).parent / "support")])
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(10):  # also once the quick model runs on the event loop
+            r = client.post("/predict", json={"X": [[1, 2]]})
+            assert r.json()["predict_result"] == {
+                "wrapped": [30.0], "predict_id": r.headers["X-Predict-Id"]
+            }
 
 
 def test_two_plugins_claiming_one_name_are_named(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.runner import MIN_SAMPLES, SLOW_FACTOR, PredictRunner
+from core.runner import MIN_SAMPLES, STALL_FACTOR, WINDOW, PredictRunner
 
 
 def where() -> str:
@@ -57,49 +57,58 @@ def test_a_call_that_sleeps_stays_in_the_pool(pool):
     assert runner.inline_calls == 0
 
 
-def busy(seconds: float) -> None:
-    """Spend ``seconds`` of this thread's CPU time."""
-    started = time.thread_time()
-    while time.thread_time() - started < seconds:
-        pass
-
-
-def test_a_kind_that_turns_heavy_inline_goes_back_to_the_pool_for_longer(pool):
+def test_one_stalling_inline_call_sends_its_kind_back_to_the_pool_for_longer(pool):
     runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
-    heavy = {"on": False}
+    stall = {"on": False}
 
     def call() -> str:
-        if heavy["on"]:
-            busy(0.002 * SLOW_FACTOR * 2)
+        if stall["on"]:
+            time.sleep(0.002 * STALL_FACTOR * 1.2)
         return where()
 
     run_all(runner, [(call, "k")] * MIN_SAMPLES)
     assert runner.runs_inline("k")
-    heavy["on"] = True
-    assert run_all(runner, [(call, "k")]) == [threading.main_thread().name]  # the one heavy call
+    stall["on"] = True
+    assert run_all(runner, [(call, "k")]) == [threading.main_thread().name]  # the one stall
     assert not runner.runs_inline("k")
-    heavy["on"] = False
+    stall["on"] = False
     # Back in the pool it now takes twice as many quick calls before the next promotion.
     threads = run_all(runner, [(call, "k")] * (2 * MIN_SAMPLES + 1))
     assert all(name.startswith("pool") for name in threads[: 2 * MIN_SAMPLES])
     assert threads[-1] == threading.main_thread().name
 
 
-def test_a_kind_that_starts_waiting_inline_goes_back_after_a_few_calls(pool):
+def test_a_kind_whose_inline_calls_turn_slow_goes_back_to_the_pool(pool):
     runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
-    waits = {"on": False}
+    slow = {"on": False}
 
     def call() -> str:
-        if waits["on"]:
-            time.sleep(0.01)  # no CPU: only the wall time shows it
+        if slow["on"]:
+            time.sleep(0.005)  # over the limit, far from a stall
         return where()
 
     run_all(runner, [(call, "k")] * MIN_SAMPLES)
     assert runner.runs_inline("k")
-    waits["on"] = True
+    slow["on"] = True
     threads = run_all(runner, [(call, "k")] * (MIN_SAMPLES + 2))
     assert threads[:MIN_SAMPLES] == [threading.main_thread().name] * MIN_SAMPLES
     assert all(name.startswith("pool") for name in threads[MIN_SAMPLES:])
+
+
+def test_one_slow_inline_call_now_and_then_is_not_enough(pool):
+    # A preemption or a garbage collection in the middle of a quick call must not count.
+    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
+    count = {"n": 0}
+
+    def call() -> str:
+        count["n"] += 1
+        if count["n"] % 3 == 0:  # a third of the calls: fewer than half
+            time.sleep(0.005)
+        return where()
+
+    run_all(runner, [(call, "k")] * MIN_SAMPLES)
+    threads = run_all(runner, [(call, "k")] * (3 * WINDOW))
+    assert threads == [threading.main_thread().name] * (3 * WINDOW)
 
 
 def test_limit_zero_always_uses_the_pool_and_no_pool_never_does(pool):
