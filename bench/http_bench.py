@@ -429,7 +429,7 @@ def report_architectures(servers: list[Server]) -> None:
     """Print each core server's ``/info`` architecture counters (calls run inline and in the
     thread pool, batches...), so a run shows how the requests were served."""
     for server in servers:
-        if server.is_baseline:
+        if server.app != "core.app:app":
             continue
         with urllib.request.urlopen(server.url + "/info", timeout=10) as response:
             architecture = json.loads(response.read())["architecture"]

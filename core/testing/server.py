@@ -115,6 +115,7 @@ class Server:
         if command is not None and hypercorn_args:
             raise ValueError("give either `command` or `hypercorn_args`, not both")
         self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         #: ``http://127.0.0.1:<port>``: the base URL to talk to the server.
         self.url = f"http://127.0.0.1:{self.port}"
