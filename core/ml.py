@@ -211,24 +211,19 @@ class ML:
         self.runner = PredictRunner(self.executor, workers, conf.max_inline_predict_ms / 1000.0)
 
     def _bind_transformer_hooks(self) -> None:
-        """The transformer hooks as plain callables for the request path: the chosen
-        transformer's own method while only core's default implements the hook (the answer
-        would be the same, without a pluggy dispatch per request), else the hook."""
+        """The transformer hooks as plain callables for the request path
+        (:meth:`core.plugins.Plugins.request_path_call`)."""
         plugins = self.up.plugins
         transformer_in, transformer_out = self.transformer_in, self.transformer_out
         assert transformer_in is not None and transformer_out is not None
-        if plugins.overridden("transformer_to_model"):
-            hook_in = plugins.hook.transformer_to_model
-            self._to_model = lambda data, argument: hook_in(
-                transformer=transformer_in, data=data, argument=argument
-            )
-        else:
-            self._to_model = transformer_in.to_model
-        if plugins.overridden("transformer_from_model"):
-            hook_out = plugins.hook.transformer_from_model
-            self._from_model = lambda data: hook_out(transformer=transformer_out, data=data)
-        else:
-            self._from_model = transformer_out.from_model
+        self._to_model = plugins.request_path_call(
+            "transformer_to_model", "transformer", transformer_in, transformer_in.to_model,
+            "data", "argument",
+        )
+        self._from_model = plugins.request_path_call(
+            "transformer_from_model", "transformer", transformer_out, transformer_out.from_model,
+            "data",
+        )
 
     def close(self) -> None:
         self.runner.shutdown(cancel_futures=True)

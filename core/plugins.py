@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -181,6 +181,24 @@ class Plugins:
         """
         impls = getattr(self.hook, hook_name).get_hookimpls()
         return any(impl.plugin_name != BUILTIN_PLUGIN for impl in impls)
+
+    def request_path_call(self, hook_name: str, component_name: str, component: Any,
+                          method: Callable[..., Any], *argument_names: str) -> Callable[..., Any]:
+        """A life-cycle hook as a plain callable for the request path, taking the hook's other
+        arguments (``argument_names``) by position.
+
+        While no plugin but ``core.builtin`` implements the hook, that is ``method``, the
+        component's own (the hook would answer with it, minus a dispatch per request);
+        otherwise it calls the hook with ``component_name=component``.
+        """
+        if not self.overridden(hook_name):
+            return method
+        hook = getattr(self.hook, hook_name)
+
+        def call(*args: Any) -> Any:
+            return hook(**{component_name: component}, **dict(zip(argument_names, args)))
+
+        return call
 
     def _registries(self) -> dict[str, Registry[Any]]:
         return {

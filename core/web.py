@@ -248,19 +248,14 @@ class Web:
         self._openapi = openapi.document(self.up)
 
     def _bind_architecture_hook(self) -> None:
-        """``architecture_predict`` as a plain callable for the request path: the
-        architecture's own ``predict`` while only core's default implements the hook (the
-        same answer without a pluggy dispatch per request), else the hook."""
+        """``architecture_predict`` as a plain callable for the request path
+        (:meth:`core.plugins.Plugins.request_path_call`)."""
         architecture = self.architecture
         assert architecture is not None
-        plugins = self.up.plugins
-        if plugins.overridden("architecture_predict"):
-            hook = plugins.hook.architecture_predict
-            self.architecture_predict = lambda data, predict_id: hook(
-                architecture=architecture, data=data, predict_id=predict_id
-            )
-        else:
-            self.architecture_predict = architecture.predict
+        self.architecture_predict = self.up.plugins.request_path_call(
+            "architecture_predict", "architecture", architecture, architecture.predict,
+            "data", "predict_id",
+        )
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
