@@ -81,8 +81,8 @@ class RequestValidator:
             _check_ragged(value, loc, details)
             return value
         try:
-            array = np.asarray(value, dtype=tensor.dtype if tensor.dtype != "string" else object)
-        except (ValueError, TypeError, OverflowError):
+            array = _to_array(value, tensor.dtype)
+        except (ValueError, TypeError, OverflowError, FloatingPointError):
             _explain(value, tensor.dtype, loc, details)
             return None
         if tensor.shape is not None:
@@ -124,6 +124,38 @@ def _column_value(column: Column, row: dict[str, Any], loc: Loc, details: list[d
     if problem:
         details.append(_detail([*loc, column.name], problem, "type_error"))
     return value
+
+
+def _to_array(value: list[Any], dtype: str) -> np.ndarray:
+    """Convert nested lists to an array of ``dtype`` in one C call, refusing what numpy would
+    change silently: a float out of the dtype's range (numpy makes it inf), a fraction for an
+    integer (numpy truncates it) and anything but true/false/0/1 for a bool (numpy makes any
+    non-empty string true). ``null`` in a float tensor is NaN, a missing value. Raises
+    ValueError, TypeError, OverflowError or FloatingPointError; ``_explain`` then names the
+    values. Only integer and bool tensors pay for a second look at the values."""
+    if dtype == "string":
+        return np.asarray(value, dtype=object)
+    kind = np.dtype(dtype).kind
+    if kind in "fc":
+        with np.errstate(over="raise"):
+            return np.asarray(value, dtype=dtype)
+    probe = np.asarray(value)
+    found = probe.dtype.kind
+    if probe.size == 0:
+        return probe.astype(dtype)
+    if kind == "b":
+        if found == "b" or (found in "iuf" and bool(((probe == 0) | (probe == 1)).all())):
+            return probe.astype(dtype)
+        raise ValueError("not a bool")
+    if found not in "iuf":
+        raise TypeError("not a number for an integer")  # bools, strings, nulls
+    if found == "f":
+        info = np.iinfo(dtype)
+        if not (np.isfinite(probe).all() and (probe == np.trunc(probe)).all()
+                and probe.min() >= info.min and probe.max() <= info.max):
+            raise ValueError("not an integer in range")
+        return probe.astype(dtype)
+    return np.asarray(value, dtype=dtype)  # ints: numpy raises OverflowError out of range
 
 
 def _check_scalar(kind: str, value: Any) -> str | None:
@@ -192,15 +224,9 @@ def _explain(value: Any, dtype: str, loc: Loc, details: list[dict[str, Any]]) ->
             for i, sub in enumerate(item):
                 walk(sub, [*where, i], depth_shape)
             return
-        ok = (
-            (kind in "fc" and isinstance(item, (int, float)) and not isinstance(item, bool))
-            or (kind in "iu" and isinstance(item, int) and not isinstance(item, bool))
-            or (kind == "b" and isinstance(item, bool))
-            or kind in "OSU"
-        )
-        if not ok:
-            details.append(_detail(where, f"must be a {np.dtype(dtype).name if dtype != 'string' else 'string'} "
-                                   f"number, got {_json_type(item)} {item!r}"[:200], "type_error"))
+        problem = _element_problem(item, dtype, kind)
+        if problem:
+            details.append(_detail(where, f"{problem}, got {_json_type(item)} {item!r}"[:200], "type_error"))
 
     walk(value, loc, [])
     if len(details) == before:
@@ -208,3 +234,32 @@ def _explain(value: Any, dtype: str, loc: Loc, details: list[dict[str, Any]]) ->
     if len(details) == before:
         details.append(_detail(loc, f"cannot be read as an array of {dtype} (rows of unequal length?)",
                                "type_error"))
+
+
+def _element_problem(item: Any, dtype: str, kind: str) -> str | None:
+    """What is wrong with one value for an element of ``dtype``, or None if nothing is."""
+    if kind in "OSU":
+        return None
+    if kind == "b":
+        return None if isinstance(item, bool) or item in (0, 1) else "must be true or false (bool)"
+    number = isinstance(item, (int, float)) and not isinstance(item, bool)
+    if kind in "fc":
+        if item is None:
+            return None  # null is NaN: a missing value
+        if isinstance(item, str):
+            try:
+                float(item)  # numpy reads numeric strings, as float() does
+            except ValueError:
+                return f"must be a number ({dtype})"
+            return None
+        if not number:
+            return f"must be a number ({dtype})"
+        if abs(item) > float(np.finfo(dtype).max):
+            return f"is out of the range of {dtype} (at most {float(np.finfo(dtype).max):g} in size)"
+        return None
+    if not number or (isinstance(item, float) and not item.is_integer()):
+        return f"must be an integer ({dtype})"
+    info = np.iinfo(dtype)
+    if not info.min <= item <= info.max:
+        return f"is out of the range of {dtype} ({info.min} to {info.max})"
+    return None

@@ -114,6 +114,47 @@ def test_every_kind_of_result_becomes_json(serve, kind, expected, request):
     assert r.json()["predict_result"] == expected
 
 
+@pytest.fixture
+def tensor_server(serve):
+    return serve(object_config("models:tensor_model"))
+
+
+TENSORS_OK = {"X": [[1, 2.5]], "ids": [7], "flags": [True], "small": [255]}
+
+
+def test_tensors_are_converted_to_their_declared_dtypes(tensor_server):
+    body = {"X": [[None, 2.5], [1, "3"]], "ids": [7, 8.0], "flags": [True, 0], "small": [255, 0]}
+    r = httpx.post(f"{tensor_server.url}/predict", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["predict_result"] == {
+        "X": {"dtype": "float32", "values": [[None, 2.5], [1.0, 3.0]]},  # null is NaN, NaN is null
+        "ids": {"dtype": "int64", "values": [7, 8]},
+        "flags": {"dtype": "bool", "values": [True, False]},
+        "small": {"dtype": "uint8", "values": [255, 0]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "loc", "fragment"),
+    [
+        ("X", [[1e39, 1]], ["body", "X", 0, 0], "out of the range of float32"),
+        ("X", [[1, "one"]], ["body", "X", 0, 1], "must be a number (float32)"),
+        ("ids", [7, 1.5], ["body", "ids", 1], "must be an integer (int64)"),
+        ("ids", [7, None], ["body", "ids", 1], "must be an integer (int64)"),
+        ("ids", ["7"], ["body", "ids", 0], "must be an integer (int64)"),
+        ("ids", [2**70], ["body", "ids", 0], "out of the range of int64"),
+        ("small", [256], ["body", "small", 0], "out of the range of uint8 (0 to 255)"),
+        ("small", [-1.0], ["body", "small", 0], "out of the range of uint8"),
+        ("flags", [True, 2], ["body", "flags", 1], "must be true or false"),
+        ("flags", ["false"], ["body", "flags", 0], "must be true or false"),
+    ],
+)
+def test_values_numpy_would_change_silently_are_422(tensor_server, field, value, loc, fragment):
+    r = httpx.post(f"{tensor_server.url}/predict", json={**TENSORS_OK, field: value})
+    assert r.status_code == 422, r.text
+    assert [(d["loc"], fragment in d["msg"]) for d in r.json()["detail"]] == [(loc, True)], r.text
+
+
 def test_columns_validate_dict_rows_and_fix_their_order(serve):
     columns = [
         {"name": "age", "type": "int"},

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+
+from core.analysis import Tensor
 
 
 class SumModel:
@@ -42,6 +44,20 @@ class ShapesModel:
         }[kind]
 
 
+class TensorModel:
+    """Declares its tensors as an ONNX model does; echoes them with their dtypes."""
+
+    def predict(
+        self,
+        X: Annotated[Any, Tensor("float32", (None, 2))],
+        ids: Annotated[Any, Tensor("int64", (None,))],
+        flags: Annotated[Any, Tensor("bool", (None,))],
+        small: Annotated[Any, Tensor("uint8", (None,))],
+    ) -> Any:
+        return {name: {"dtype": str(value.dtype), "values": value}
+                for name, value in (("X", X), ("ids", ids), ("flags", flags), ("small", small))}
+
+
 class FailingModel:
     def predict(self, X: Any) -> Any:
         raise ValueError("the model does not like these rows")
@@ -69,4 +85,5 @@ sum_model = SumModel()
 columns_model = ColumnsModel()
 shapes_model = ShapesModel()
 failing_model = FailingModel()
+tensor_model = TensorModel()
 slow_model = SlowModel()

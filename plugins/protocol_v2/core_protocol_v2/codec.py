@@ -299,6 +299,13 @@ def _from_json(data: Any, datatype: Datatype, what: str) -> np.ndarray[Any, Any]
         if low < info.min or high > info.max:
             bad = low if low < info.min else high
             raise V2Error(f"{what}: {bad} is out of range for {datatype.name}")
+    if datatype.json_kind == "float" and array.size:
+        with np.errstate(over="ignore"):
+            converted = array.astype(datatype.dtype)
+        if np.isinf(converted).any():  # JSON has no infinity: numpy made it from a float too large
+            bad = array[np.isinf(converted)][0]
+            raise V2Error(f"{what}: {bad} is out of range for {datatype.name}")
+        return converted
     return array.astype(datatype.dtype)
 
 

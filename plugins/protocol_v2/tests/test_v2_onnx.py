@@ -221,6 +221,8 @@ def test_bad_requests_are_400(fixed: Any) -> None:
          "unknown input"),
         (b'{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,"a"]}]}',
          "element 7 must be a number"),
+        (b'{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,1e39]}]}',
+         "1e+39 is out of range for FP32"),
         (b'{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}],'
          b'"outputs":[{"name":"nope"}]}', "unknown output"),
         (b'{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}', "non-negative"),
