@@ -52,15 +52,35 @@ def check_config(conf: Config) -> list[str]:
         binarizer_cls = plugins.binarizers.get(conf.binarization_type)
         build("binarizer", binarizer_cls, dict(conf.binarization_kwargs), "binarization_kwargs")
         checked.append(f"binarizer {conf.binarization_type!r}")
-    elif conf.binarization_type == "auto" and not in_memory and not plugins.binarizers.entries:
-        raise ConfigError("binarization_type = 'auto' but no binarizer is installed "
-                          "(pip install core-binarizer-pickle / core-binarizer-onnx)")
+    elif conf.binarization_type == "auto" and not in_memory:
+        checked.append(_check_auto_binarizer(conf, plugins.binarizers))
     for key in ("data_transformer_for_predict", "data_transformer_for_predicted"):
         plugins.transformers.get(getattr(conf, key))
     plugins.architectures.get(conf.mode)
     checked.append(f"transformers {conf.data_transformer_for_predict!r}/"
                    f"{conf.data_transformer_for_predicted!r}, mode {conf.mode!r}")
     return checked
+
+
+def _check_auto_binarizer(conf: Config, binarizers: Any) -> str:
+    """``auto`` picks the binarizer from the file at load time: the settings must fit one."""
+    from core.ml import build
+
+    if not binarizers.entries:
+        raise ConfigError("binarization_type = 'auto' but no binarizer is installed "
+                          "(pip install core-binarizer-pickle / core-binarizer-onnx)")
+    fits, problems = [], []
+    for name in binarizers.names():
+        try:
+            build("binarizer", binarizers.get(name), dict(conf.binarization_kwargs), "binarization_kwargs")
+        except ConfigError as error:
+            problems.append(f"{name}: {error}")
+        else:
+            fits.append(name)
+    if not fits:
+        raise ConfigError("binarization_kwargs fit no installed binarizer, so binarization_type = 'auto' "
+                          "cannot load the model; " + "; ".join(problems))
+    return f"binarizer 'auto' (binarization_kwargs fit {', '.join(fits)})"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,103 @@
+"""The ``core`` command: ``validate``, ``serve`` (a config or a model path) and their errors,
+run as a real subprocess; ``serve`` answers on a real port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.plugins
+EXAMPLES = Path(__file__).parent.parent / "examples"
+ONNX = EXAMPLES / "onnx" / "model.onnx"
+PICKLE = EXAMPLES / "pickle" / "model.pkl"
+ROW = [0.1 * i for i in range(20)]
+
+
+def core(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_validate_a_config_that_will_load(tmp_path):
+    result = core("validate", str(EXAMPLES / "onnx" / "config.toml"), cwd=EXAMPLES.parent)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout and "binarizer 'onnx'" in result.stdout
+
+
+def test_validate_auto_names_the_binarizers_the_settings_fit(tmp_path):
+    config = write(tmp_path / "c.toml", f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n'
+                                        'binarization_kwargs = { intra_op_num_threads = 1 }\n')
+    result = core("validate", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "binarization_kwargs fit onnx)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('mdoe = "batching"\n', "unknown config key 'mdoe'; did you mean 'mode'?"),
+        ('max_batch_size = "big"\n', "config key 'max_batch_size' must be int, got str 'big'"),
+        ('storage_type = "disc"\n', "unknown storage 'disc' in storage_type; installed: disk, memory"),
+        ('storage_type = "disk"\nstorage_kwargs = { path_to_files = "nope.onnx" }\n',
+         "storage_kwargs.path_to_files 'nope.onnx' does not exist"),
+        (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}", size = 1 }}\n',
+         "unexpected keyword argument 'size'; it accepts: path_to_files, file_mask, need_load_file"),
+        (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\nbinarization_type = "onx"\n',
+         "unknown binarizer 'onx'"),
+        (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n'
+         'binarization_kwargs = { intra_op_num_threads = "x" }\n',
+         "binarization_kwargs fit no installed binarizer"),
+        (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\nmode = "batch"\n',
+         "unknown architecture 'batch'"),
+        ('x = [\n', "not valid TOML"),
+    ],
+)
+def test_validate_refuses_with_one_line(tmp_path, text, fragment):
+    result = core("validate", str(write(tmp_path / "c.toml", text)), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    assert result.stderr.startswith("core: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert fragment in result.stderr
+
+
+def test_validate_a_missing_file(tmp_path):
+    result = core("validate", "absent.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "core: error: config file not found: absent.toml\n"
+
+
+@pytest.mark.parametrize(("model", "binarizer"), [(ONNX, "onnx"), (PICKLE, "pickle")])
+def test_serve_a_model_path_with_defaults(serve, model, binarizer):
+    server = serve(None, command=[sys.executable, "-m", "core", "serve", str(model),
+                                  "--host", "127.0.0.1", "--port", "{port}"])
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["name"] == "model"
+    assert info["model"]["binarization_type"] == binarizer
+    answer = httpx.post(f"{server.url}/predict", json={"X": [ROW, ROW]})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predict_result"]["label"] if binarizer == "onnx"
+               else answer.json()["predict_result"]) == 2
+
+
+def test_serve_a_config_file_with_overrides(serve, tmp_path):
+    config = write(tmp_path / "c.toml", f'name = "from-file"\nport = 1\nmode = "worker_and_queue"\n'
+                                        f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n')
+    server = serve(None, command=[sys.executable, "-m", "core", "serve", str(config),
+                                  "--host", "127.0.0.1", "--port", "{port}", "--mode", "batching"])
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["name"] == "from-file" and info["architecture"]["mode"] == "batching"
+
+
+def test_serve_a_path_that_does_not_exist(tmp_path):
+    result = core("serve", "models/missing.onnx", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "core: error: models/missing.onnx: no such config file or model path\n"
