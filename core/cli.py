@@ -40,6 +40,7 @@ def check_config(conf: Config) -> list[str]:
     """Everything ``validate`` proves without loading the model. Returns what it checked."""
     from core.ml import build
     from core.plugins import get_plugins
+    from core.transformers import check_dtype_applies
 
     plugins = get_plugins()
     storage_cls = plugins.storages.get(conf.storage_type)
@@ -56,6 +57,7 @@ def check_config(conf: Config) -> list[str]:
         checked.append(_check_auto_binarizer(conf, plugins.binarizers))
     for key in ("data_transformer_for_predict", "data_transformer_for_predicted"):
         plugins.transformers.get(getattr(conf, key))
+    check_dtype_applies(conf.data_transformer_for_predict, conf.dtype_for_predict)
     plugins.architectures.get(conf.mode)
     checked.append(f"transformers {conf.data_transformer_for_predict!r}/"
                    f"{conf.data_transformer_for_predicted!r}, mode {conf.mode!r}")

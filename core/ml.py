@@ -28,6 +28,7 @@ from core.errors import (
     RequestError,
 )
 from core.runner import PredictRunner
+from core.transformers import check_dtype_applies
 from core.validation import RequestValidator
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ class ML:
             columns=conf.columns,
         )
         transformers = self.up.plugins.transformers
+        check_dtype_applies(conf.data_transformer_for_predict, conf.dtype_for_predict)
         self.transformer_in = build(
             "transformer", transformers.get(conf.data_transformer_for_predict),
             {"dtype": conf.dtype_for_predict}, "dtype_for_predict",

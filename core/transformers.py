@@ -48,6 +48,15 @@ class PassthroughTransformer(Transformer):
         return to_jsonable(data)
 
 
+def check_dtype_applies(transformer_name: str, dtype: str | None) -> None:
+    """``dtype_for_predict`` with the ``passthrough`` input transformer would be ignored."""
+    if dtype is not None and transformer_name == "passthrough":
+        raise ConfigError(
+            f"dtype_for_predict = {dtype!r} has no effect with data_transformer_for_predict = "
+            "'passthrough', which hands the JSON values to the model unchanged; remove it, or use 'numpy'"
+        )
+
+
 def to_jsonable(data: Any) -> Any:
     """Make ``data`` serialisable by orjson (with ``OPT_SERIALIZE_NUMPY``).
 

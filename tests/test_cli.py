@@ -58,6 +58,9 @@ def test_validate_auto_names_the_binarizers_the_settings_fit(tmp_path):
          "binarization_kwargs fit no installed binarizer"),
         (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\nmode = "batch"\n',
          "unknown architecture 'batch'"),
+        (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n'
+         'data_transformer_for_predict = "passthrough"\ndtype_for_predict = "float64"\n',
+         "dtype_for_predict = 'float64' has no effect"),
         ('x = [\n', "not valid TOML"),
     ],
 )

@@ -248,6 +248,15 @@ def test_startup_failure_is_one_line(server_factory):
     assert "Traceback" not in log
 
 
+def test_a_setting_that_would_be_ignored_stops_the_start(server_factory):
+    server = server_factory(object_config("models:sum_model", data_transformer_for_predict="passthrough",
+                                          dtype_for_predict="float32"))
+    _code, log = server.run_to_exit()
+    assert "core: cannot start: dtype_for_predict = 'float32' has no effect with " \
+           "data_transformer_for_predict = 'passthrough'" in log
+    assert "Traceback" not in log
+
+
 def test_env_overrides_the_config_file(serve):
     server = serve(object_config("models:sum_model"), env={"CORE_NAME": "from-env"})
     assert httpx.get(f"{server.url}/info").json()["name"] == "from-env"
