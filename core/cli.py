@@ -116,9 +116,28 @@ def _config_from_manifest(path: str) -> Config:
     return config_from_manifest(path)
 
 
+def load_config(conf: Config) -> list[str]:
+    """Load the model as a server's start-up would (storage, binarizer, analysis, routes),
+    then release it. Returns what was found: the model and the request's arguments."""
+    from core.app import ServeApp
+
+    up = ServeApp(conf).build()
+    try:
+        interface = up.ml.interface
+        arguments = ", ".join(
+            a.name + ("" if a.required else "?") for a in (interface.arguments if interface else ())
+        )
+        binarizer = f" with binarizer {up.ml.binarizer_name!r}" if up.ml.binarizer_name else ""
+        return [f"loaded {type(up.ml.model_obj).__name__}{binarizer}; request: {arguments or 'no arguments'}"]
+    finally:
+        up.ml.close()
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     conf = Config.from_file(args.config)
     checked = check_config(conf)
+    if not args.no_load:
+        checked += load_config(conf)
     print(f"{args.config}: ok ({'; '.join(checked)})")
     return 0
 
@@ -151,8 +170,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--mode", help="architecture: directly_to_predict, worker_and_queue, batching")
     serve.set_defaults(func=cmd_serve)
 
-    validate = sub.add_parser("validate", help="check a config without loading the model")
+    validate = sub.add_parser("validate", help="check a config, then load its model as `serve` would")
     validate.add_argument("config")
+    validate.add_argument("--no-load", action="store_true",
+                          help="check the config, plugins and model path without loading the model")
     validate.set_defaults(func=cmd_validate)
 
     plugins = sub.add_parser("plugins", help="list the loaded plugins")

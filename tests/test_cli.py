@@ -33,6 +33,31 @@ def test_validate_a_config_that_will_load(tmp_path):
     assert "ok" in result.stdout and "binarizer 'onnx'" in result.stdout
 
 
+def test_validate_loads_the_model_and_names_the_request(tmp_path):
+    result = core("validate", str(EXAMPLES / "pickle" / "config.toml"), cwd=EXAMPLES.parent)
+    assert result.returncode == 0, result.stderr
+    assert "loaded IrisLikeClassifier with binarizer 'pickle'; request: X)" in result.stdout
+
+
+@pytest.mark.parametrize(("name", "content", "fragment"), [
+    ("model.pkl", b"not a pickle", "pickle binarizer: cannot unpickle model.pkl"),
+    ("model.onnx", ONNX.read_bytes()[:100], "onnx binarizer: onnxruntime cannot load model.onnx"),
+])
+def test_validate_refuses_a_model_file_that_will_not_load(tmp_path, name, content, fragment):
+    (tmp_path / name).write_bytes(content)
+    config = write(tmp_path / "c.toml", f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{name}" }}\n')
+    result = core("validate", str(config), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("core: error: ") and fragment in last, result.stderr
+    assert "Traceback" not in result.stderr
+
+    quick = core("validate", "--no-load", str(config), cwd=tmp_path)
+    assert quick.returncode == 0, quick.stderr
+    assert "loaded" not in quick.stdout
+
+
 def test_validate_auto_names_the_binarizers_the_settings_fit(tmp_path):
     config = write(tmp_path / "c.toml", f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n'
                                         'binarization_kwargs = { intra_op_num_threads = 1 }\n')
