@@ -248,6 +248,15 @@ def test_startup_failure_is_one_line(server_factory):
     assert "Traceback" not in log
 
 
+def test_startup_failure_exits_1_with_workers_0(server_factory):
+    """hypercorn's parent process reports 0 when its worker fails (pgjones/hypercorn#372);
+    with ``--workers 0`` the app runs in the main process and its exit code 1 stands."""
+    server = server_factory({"storage_type": "nowhere"}, hypercorn_args=["--workers", "0"])
+    code, log = server.run_to_exit()
+    assert code == 1, log
+    assert "core: cannot start: unknown storage 'nowhere'" in log
+
+
 def test_a_setting_that_would_be_ignored_stops_the_start(server_factory):
     server = server_factory(object_config("models:sum_model", data_transformer_for_predict="passthrough",
                                           dtype_for_predict="float32"))
