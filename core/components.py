@@ -45,6 +45,24 @@ class LoadedFile:
             return self.path.rsplit("/", 1)[-1]
         return "<in memory>"
 
+    def has_suffix(self, *suffixes: str) -> bool:
+        """Whether the file's path (or else its name) ends with one of ``suffixes``, ignoring
+        case: ``file.has_suffix(".pkl", ".pickle")``."""
+        return (self.path or self.name or "").lower().endswith(tuple(s.lower() for s in suffixes))
+
+    def head(self, size: int) -> bytes | None:
+        """The first ``size`` bytes, from :attr:`raw_data` or the file at :attr:`path`; ``None``
+        when there is nothing to read. For a binarizer's :meth:`Binarizer.detect`."""
+        if self.raw_data is not None:
+            return bytes(memoryview(self.raw_data)[:size])
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(size)
+        except OSError:
+            return None
+
 
 class Storage(abc.ABC):
     """Brings the model's files to the local machine (or hands over an object in memory).

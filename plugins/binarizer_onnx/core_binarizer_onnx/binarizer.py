@@ -69,22 +69,6 @@ def _check_level(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         )
 
 
-def _name_of(file: LoadedFile) -> str:
-    return (file.path or file.name or "").lower()
-
-
-def _head(file: LoadedFile, size: int) -> bytes | None:
-    if file.raw_data is not None:
-        return bytes(memoryview(file.raw_data)[:size])
-    if file.path is None:
-        return None
-    try:
-        with open(file.path, "rb") as handle:
-            return handle.read(size)
-    except OSError:
-        return None
-
-
 def _varint(data: bytes, start: int) -> tuple[int, int] | None:
     """The protobuf varint at ``start`` and the index after it."""
     value = shift = 0
@@ -125,9 +109,9 @@ class OnnxBinarizer(Binarizer):
 
     @classmethod
     def detect(cls, file: LoadedFile) -> tuple[float, str]:
-        if _name_of(file).endswith(".onnx"):
+        if file.has_suffix(".onnx"):
             return EXTENSION_SCORE, "the file name ends with .onnx"
-        head = _head(file, 16)
+        head = file.head(16)
         if not head:
             return 0.0, "no file name or bytes to look at"
         if head[0] != 0x08:
@@ -155,7 +139,7 @@ class OnnxBinarizer(Binarizer):
     def deserialize(self, files: list[LoadedFile]) -> OnnxModel:
         if not files:
             raise ModelLoadError("onnx binarizer: the storage found no file")
-        file = next((f for f in files if _name_of(f).endswith(".onnx")), files[0])
+        file = next((f for f in files if f.has_suffix(".onnx")), files[0])
         name = file.display_name
         source: str | bytes
         if file.path is not None and os.path.isfile(file.path):

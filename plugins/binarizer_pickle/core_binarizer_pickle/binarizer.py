@@ -41,23 +41,6 @@ def _check_sha256(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
         )
 
 
-def _name_of(file: LoadedFile) -> str:
-    return (file.path or file.name or "").lower()
-
-
-def _head(file: LoadedFile, size: int) -> bytes | None:
-    """The first ``size`` bytes of the file, or ``None`` when there is nothing to read."""
-    if file.raw_data is not None:
-        return bytes(memoryview(file.raw_data)[:size])
-    if file.path is None:
-        return None
-    try:
-        with open(file.path, "rb") as handle:
-            return handle.read(size)
-    except OSError:
-        return None
-
-
 @attrs.define(kw_only=True)
 class PickleBinarizer(Binarizer):
     """Unpickle the model with ``cloudpickle`` (``joblib`` for ``.joblib`` files, when installed).
@@ -74,11 +57,10 @@ class PickleBinarizer(Binarizer):
 
     @classmethod
     def detect(cls, file: LoadedFile) -> tuple[float, str]:
-        name = _name_of(file)
-        extension = next((ext for ext in PICKLE_EXTENSIONS if name.endswith(ext)), None)
+        extension = next((ext for ext in PICKLE_EXTENSIONS if file.has_suffix(ext)), None)
         if extension is not None:
             return EXTENSION_SCORE, f"the file name ends with {extension}"
-        head = _head(file, 2)
+        head = file.head(2)
         if head is None:
             return 0.0, "no file name or bytes to look at"
         if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
@@ -128,7 +110,7 @@ class PickleBinarizer(Binarizer):
     @staticmethod
     def _joblib(file: LoadedFile) -> bool:
         """A ``.joblib`` file, and joblib is installed to read it."""
-        if not _name_of(file).endswith(".joblib"):
+        if not file.has_suffix(".joblib"):
             return False
         try:
             import joblib  # noqa: F401
@@ -153,7 +135,7 @@ class PickleBinarizer(Binarizer):
             ) from error
         except Exception as error:
             hint = ""
-            if _name_of(file).endswith(".joblib") and not self._joblib(file):
+            if file.has_suffix(".joblib") and not self._joblib(file):
                 hint = (
                     "; .joblib files may need joblib: pip install 'core-binarizer-pickle[joblib]'"
                 )
