@@ -22,10 +22,11 @@ CONFIG_SUFFIXES = {".toml", ".json", ".yaml", ".yml"}
 
 
 def config_for_target(target: str) -> Config:
-    """A config file, or a model file/folder served with sensible defaults."""
+    """A config file, or a model file/folder served with sensible defaults; then the
+    ``CORE_<KEY>`` overrides of the environment, as ``hypercorn core.app:app`` applies them."""
     path = Path(target)
     if path.suffix.lower() in CONFIG_SUFFIXES:
-        return Config.from_file(path)
+        return Config.from_file(path).with_env()
     if not path.exists():
         raise ConfigError(f"{target}: no such config file or model path")
     return Config(
@@ -33,7 +34,9 @@ def config_for_target(target: str) -> Config:
         storage_type="disk",
         storage_kwargs={"path_to_files": str(path)},
         binarization_type="auto",
-    )
+    ).with_env()
+
+
 
 
 def check_config(conf: Config) -> list[str]:
@@ -92,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from core.up import UP
 
     if args.manifest:
-        conf = _config_from_manifest(args.manifest)
+        conf = _config_from_manifest(args.manifest).with_env()
     elif args.target:
         conf = config_for_target(args.target)
     else:
@@ -134,7 +137,7 @@ def load_config(conf: Config) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    conf = Config.from_file(args.config)
+    conf = Config.from_file(args.config).with_env()
     checked = check_config(conf)
     if not args.no_load:
         checked += load_config(conf)

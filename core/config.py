@@ -179,9 +179,17 @@ class Config:
         """The file named by ``CORE_CONFIG`` (if any), then ``CORE_<KEY>`` overrides."""
         environ = os.environ if environ is None else environ
         path = environ.get(CONFIG_ENV)
-        data: dict[str, Any] = _flatten(read_config_file(path), path) if path else {}
-        data.update(env_overrides(environ))
-        return cls.from_dict(data, source=path or "environment")
+        conf = cls.from_file(path) if path else cls()
+        return conf.with_env(environ)
+
+    def with_env(self, environ: Mapping[str, str] | None = None) -> Config:
+        """This config with the environment's ``CORE_<KEY>`` settings over it; a bad value is
+        an error naming its variable."""
+        conf = self
+        for key, value in env_overrides(os.environ if environ is None else environ).items():
+            conf = Config.from_dict({**conf.to_dict(), key: value},
+                                    source=f"environment variable {ENV_PREFIX}{key.upper()}")
+        return conf
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False)

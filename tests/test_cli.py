@@ -3,6 +3,7 @@ run as a real subprocess; ``serve`` answers on a real port."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,9 @@ PICKLE = EXAMPLES / "pickle" / "model.pkl"
 ROW = [0.1 * i for i in range(20)]
 
 
-def core(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def core(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+                          cwd=cwd, timeout=120, env={**os.environ, **(env or {})})
 
 
 def write(path: Path, text: str) -> Path:
@@ -97,6 +98,15 @@ def test_validate_refuses_with_one_line(tmp_path, text, fragment):
     assert fragment in result.stderr
 
 
+def test_validate_applies_the_environment_as_the_server_does(tmp_path):
+    config = str(EXAMPLES / "onnx" / "config.toml")
+    result = core("validate", "--no-load", config, cwd=EXAMPLES.parent, env={"CORE_MODE": "batching"})
+    assert result.returncode == 0 and "mode 'batching'" in result.stdout, result.stderr
+    result = core("validate", config, cwd=EXAMPLES.parent, env={"CORE_STORAGE_KWARGS": "{oops"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("core: error: environment variable CORE_STORAGE_KWARGS: ")
+
+
 def test_validate_a_missing_file(tmp_path):
     result = core("validate", "absent.toml", cwd=tmp_path)
     assert result.returncode == 1
@@ -117,12 +127,16 @@ def test_serve_a_model_path_with_defaults(serve, model, binarizer):
 
 
 def test_serve_a_config_file_with_overrides(serve, tmp_path):
+    """The file, then the environment's CORE_<KEY>, then the command line's flags."""
     config = write(tmp_path / "c.toml", f'name = "from-file"\nport = 1\nmode = "worker_and_queue"\n'
+                                        f'version = "0.0.1"\n'
                                         f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n')
     server = serve(None, command=[sys.executable, "-m", "core", "serve", str(config),
-                                  "--host", "127.0.0.1", "--port", "{port}", "--mode", "batching"])
+                                  "--host", "127.0.0.1", "--port", "{port}", "--mode", "batching"],
+                   env={"CORE_VERSION": "2.0.0", "CORE_MODE": "directly_to_predict"})
     info = httpx.get(f"{server.url}/info").json()
     assert info["name"] == "from-file" and info["architecture"]["mode"] == "batching"
+    assert info["version"] == "2.0.0"
 
 
 def test_serve_a_path_that_does_not_exist(tmp_path):

@@ -99,5 +99,13 @@ def test_environment_overrides(tmp_path):
     assert conf.dtype_for_predict == "float32"
     with pytest.raises(ConfigError, match="CORE_PROT.*did you mean 'port'"):
         env_overrides({"CORE_PROT": "1"})
-    with pytest.raises(ConfigError, match="'port' must be int"):
+    with pytest.raises(ConfigError, match="^environment variable CORE_PORT: config key 'port' must be int"):
         Config.from_env({"CORE_PORT": "eighty"})
+
+
+def test_with_env_puts_the_environment_over_a_config():
+    conf = Config(name="file", port=1).with_env({"CORE_PORT": "8010", "CORE_CONFIG": "ignored.toml"})
+    assert (conf.name, conf.port) == ("file", 8010)
+    assert Config(port=1).with_env({}) == Config(port=1)
+    with pytest.raises(ConfigError, match="^environment variable CORE_MAX_BATCH_WAIT: .* 0 or more"):
+        Config().with_env({"CORE_MAX_BATCH_WAIT": "-1"})
