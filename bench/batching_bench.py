@@ -53,6 +53,9 @@ from bench.models import http_bench_model, large_mlp_model, sample_rows  # noqa:
 
 MAX_BATCH_WAIT_MS = 10.0
 BATCHING = {"mode": "batching", "max_batch_size": 64, "max_batch_wait": MAX_BATCH_WAIT_MS}
+#: The same with ``max_batch_wait = 0``: a batch starts as soon as a worker is free, holding
+#: whatever arrived while the previous one ran (no timer).
+BATCHING_NOW = {**BATCHING, "max_batch_wait": 0}
 WORKER_AND_QUEUE = {"mode": "worker_and_queue"}
 
 
@@ -128,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         compute_64 = batch_compute_ms(large, 64, 64)
         compute_1 = batch_compute_ms(large, 1, 64)
 
-        servers = make_servers(["baseline", "core", "batching"], {"batching": BATCHING}, large,
-                               workdir)
+        servers = make_servers(["baseline", "core", "batching", "batching_now"],
+                               {"batching": BATCHING, "batching_now": BATCHING_NOW}, large, workdir)
         no_model = make_servers(["baseline"], {}, large, workdir)[0]
         no_model.name = "no_model"
         no_model.env["BASELINE_SKIP_MODEL"] = "1"
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         direct, batching = many["core"], many["batching"]
         labels = (("baseline", "minimal Starlette app (reference)"),
                   ("no_model", "minimal app, model not called (ceiling)"),
-                  ("core", "directly_to_predict"), ("batching", "batching"))
+                  ("core", "directly_to_predict"), ("batching", "batching"),
+                  ("batching_now", "batching, max_batch_wait = 0"))
         for name, label in labels:
             lines.append(row(label, "MLP 64-1024-1024, c=64, 1 row", many[name]))
         for name, label in labels:
