@@ -100,7 +100,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         conf = config_for_target(args.target)
     else:
         conf = Config.from_env()
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("mode", args.mode)) if v is not None}
+    flags = (("host", args.host), ("port", args.port), ("mode", args.mode), ("binarization_type", args.binarizer))
+    overrides = {k: v for k, v in flags if v is not None}
     if overrides:
         conf = conf.replace(**overrides)
     configure_logging(conf.log_level)
@@ -171,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--mode", help="architecture: directly_to_predict, worker_and_queue, batching")
+    serve.add_argument("--binarizer", help="binarization_type: pickle, onnx... (default: auto, which "
+                       "does not unpickle a file unless its sha256 is pinned)")
     serve.set_defaults(func=cmd_serve)
 
     validate = sub.add_parser("validate", help="check a config, then load its model as `serve` would")

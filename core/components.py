@@ -84,6 +84,18 @@ class Storage(abc.ABC):
 class Binarizer(abc.ABC):
     """Turns loaded files into a model object. Built as ``BinarizerClass(**binarization_kwargs)``."""
 
+    #: True when reading a file runs code from it (unpickling). Such a binarizer loads a file
+    #: only where the config says it is trusted: ``binarization_type`` names the binarizer, or
+    #: :meth:`pinned` is true. ``binarization_type = "auto"`` refuses an unpinned one.
+    runs_code: ClassVar[bool] = False
+    #: The setting (a ``binarization_kwargs`` key) that pins this binarizer to one known file,
+    #: such as its hash. When it is set, ``auto`` may load a file even though :attr:`runs_code`.
+    pin_setting: ClassVar[str | None] = None
+
+    def pinned(self) -> bool:
+        """Whether :attr:`pin_setting` is set: the config vouches for one known file."""
+        return self.pin_setting is not None and getattr(self, self.pin_setting, None) is not None
+
     @classmethod
     def detect(cls, file: LoadedFile) -> tuple[float, str]:
         """How sure this binarizer is that it can read ``file`` (0 to 1), and why.

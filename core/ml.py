@@ -133,7 +133,15 @@ class ML:
                 )
             logger.info("binarization_type auto: chose %r for %s (%s)", name, first.display_name, reason)
         cls = registry.get(name)
-        return name, build("binarizer", cls, dict(conf.binarization_kwargs), "binarization_kwargs")
+        binarizer = build("binarizer", cls, dict(conf.binarization_kwargs), "binarization_kwargs")
+        if conf.binarization_type == "auto" and binarizer.runs_code and not binarizer.pinned():
+            pin = f", or pin the file with binarization_kwargs.{cls.pin_setting}" if cls.pin_setting else ""
+            raise ConfigError(
+                f"binarization_type = 'auto' recognised {files[0].display_name} as a {name} file; "
+                f"reading one runs the code inside it, so core loads it only where the config says "
+                f"it is trusted: set binarization_type = {name!r} (core serve: --binarizer {name}){pin}"
+            )
+        return name, binarizer
 
     def load(self, force_loading: bool = False) -> None:
         """Bring the model's files, deserialise them, then analyse the model."""

@@ -40,13 +40,14 @@ def test_validate_loads_the_model_and_names_the_request(tmp_path):
     assert "loaded IrisLikeClassifier with binarizer 'pickle'; request: X)" in result.stdout
 
 
-@pytest.mark.parametrize(("name", "content", "fragment"), [
-    ("model.pkl", b"not a pickle", "pickle binarizer: cannot unpickle model.pkl"),
-    ("model.onnx", ONNX.read_bytes()[:100], "onnx binarizer: onnxruntime cannot load model.onnx"),
+@pytest.mark.parametrize(("name", "content", "binarizer", "fragment"), [
+    ("model.pkl", b"not a pickle", "pickle", "pickle binarizer: cannot unpickle model.pkl"),
+    ("model.onnx", ONNX.read_bytes()[:100], "auto", "onnx binarizer: onnxruntime cannot load model.onnx"),
 ])
-def test_validate_refuses_a_model_file_that_will_not_load(tmp_path, name, content, fragment):
+def test_validate_refuses_a_model_file_that_will_not_load(tmp_path, name, content, binarizer, fragment):
     (tmp_path / name).write_bytes(content)
-    config = write(tmp_path / "c.toml", f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{name}" }}\n')
+    config = write(tmp_path / "c.toml", f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{name}" }}\n'
+                                        f'binarization_type = "{binarizer}"\n')
     result = core("validate", str(config), cwd=tmp_path)
     assert result.returncode == 1, result.stdout
     assert result.stdout == ""
@@ -113,9 +114,10 @@ def test_validate_a_missing_file(tmp_path):
     assert result.stderr == "core: error: config file not found: absent.toml\n"
 
 
-@pytest.mark.parametrize(("model", "binarizer"), [(ONNX, "onnx"), (PICKLE, "pickle")])
-def test_serve_a_model_path_with_defaults(serve, model, binarizer):
-    server = serve(None, command=[sys.executable, "-m", "core", "serve", str(model),
+@pytest.mark.parametrize(("model", "binarizer", "flags"),
+                         [(ONNX, "onnx", []), (PICKLE, "pickle", ["--binarizer", "pickle"])])
+def test_serve_a_model_path_with_defaults(serve, model, binarizer, flags):
+    server = serve(None, command=[sys.executable, "-m", "core", "serve", str(model), *flags,
                                   "--host", "127.0.0.1", "--port", "{port}"])
     info = httpx.get(f"{server.url}/info").json()
     assert info["name"] == "model"
@@ -124,6 +126,18 @@ def test_serve_a_model_path_with_defaults(serve, model, binarizer):
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["predict_result"]["label"] if binarizer == "onnx"
                else answer.json()["predict_result"]) == 2
+
+
+def test_serve_does_not_unpickle_a_file_the_config_does_not_vouch_for(tmp_path):
+    """``auto`` recognises a pickle but loads it only when told to (a pickle runs code)."""
+    result = core("serve", str(PICKLE), "--host", "127.0.0.1", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.endswith(
+        "core: cannot start: binarization_type = 'auto' recognised model.pkl as a pickle file; reading one "
+        "runs the code inside it, so core loads it only where the config says it is trusted: set "
+        "binarization_type = 'pickle' (core serve: --binarizer pickle), or pin the file with "
+        "binarization_kwargs.sha256"), result.stderr
 
 
 def test_serve_a_config_file_with_overrides(serve, tmp_path):

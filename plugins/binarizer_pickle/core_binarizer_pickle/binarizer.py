@@ -55,6 +55,9 @@ class PickleBinarizer(Binarizer):
 
     sha256: str | None = attrs.field(default=None, converter=_lower, validator=_check_sha256)
 
+    runs_code = True  # unpickling runs the file's code: "auto" loads only a pinned file
+    pin_setting = "sha256"
+
     @classmethod
     def detect(cls, file: LoadedFile) -> tuple[float, str]:
         extension = next((ext for ext in PICKLE_EXTENSIONS if file.has_suffix(ext)), None)

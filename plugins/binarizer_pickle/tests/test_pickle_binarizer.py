@@ -316,3 +316,28 @@ def test_core_auto_detects_and_serves(tmp_path: Path, need_load_file: bool) -> N
     up.ml.load()
     assert up.ml.binarizer_name == "pickle"
     assert np.asarray(up.predict(X=[[1.0, 2.0]])).tolist() == [[2.0, 4.0]]
+
+
+def test_core_auto_does_not_unpickle_an_unpinned_file(tmp_path: Path) -> None:
+    """Unpickling runs code: ``auto`` recognises the file but refuses it until the config
+    names the pickle binarizer or pins the file's sha256."""
+    from core.config import Config
+    from core.errors import ConfigError
+    from core.plugins import load_plugins
+    from core.up import UP
+
+    path = write_model(tmp_path / "model.pkl")
+    plugins = load_plugins([_TestStorages()])
+    storage = {"storage_type": "test-files", "storage_kwargs": {"path": str(path)}}
+    up = UP(conf=Config(**storage, binarization_type="auto"), plugins=plugins)
+    refusal = (r"recognised model.pkl as a pickle file; reading one runs the code .*"
+               r" binarization_type = 'pickle' .* binarization_kwargs.sha256")
+    with pytest.raises(ConfigError, match=refusal):
+        up.ml.load()
+    assert not up.ml.loaded
+    pinned = {"sha256": sha(path)}
+    for conf in (Config(**storage, binarization_type="pickle"),
+                 Config(**storage, binarization_type="auto", binarization_kwargs=pinned)):
+        up = UP(conf=conf, plugins=plugins)
+        up.ml.load()
+        assert up.ml.binarizer_name == "pickle"
