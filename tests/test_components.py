@@ -23,3 +23,23 @@ def test_has_suffix_ignores_case_and_falls_back_to_the_name():
     assert LoadedFile(name="model.onnx", raw_data=b"").has_suffix(".ONNX")
     assert not LoadedFile(path="/models/model.onnx.txt").has_suffix(".onnx")
     assert not LoadedFile(obj=object()).has_suffix(".pkl")
+
+
+def test_a_binarizer_is_pinned_only_by_its_pin_setting():
+    import attrs
+
+    from core import Binarizer
+
+    class Plain(Binarizer):
+        def deserialize(self, files):
+            return object()
+
+    @attrs.define
+    class Hashed(Plain):
+        runs_code = True
+        pin_setting = "digest"
+        digest: str | None = None
+
+    assert not Plain().runs_code and not Plain().pinned()
+    assert Hashed().runs_code and not Hashed().pinned()
+    assert Hashed(digest="abc").pinned()
