@@ -115,8 +115,10 @@ class ResultStore:
         future = self._entries.get(predict_id)
         if future is None:
             raise NotFound(
-                f"no prediction with id {predict_id!r}: it is unknown, or its result expired "
-                f"(results are kept ttl_predicted_data = {self.ttl:g} s)",
+                f"no prediction with id {predict_id!r} in this server process (pid {os.getpid()}): it "
+                f"is unknown, or its result expired (results are kept ttl_predicted_data = "
+                f"{self.ttl:g} s), or another hypercorn worker process took it (long predictions "
+                f"need --workers 1)",
                 loc=["path", "predict_id"],
             )
         if not future.done():

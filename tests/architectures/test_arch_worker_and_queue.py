@@ -3,6 +3,7 @@ queue, and long predictions (202, ``GET /get-predict/{id}``, 408, 404, expiry)."
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def test_unknown_and_expired_ids_are_404_at_once(arch_server: Any) -> None:
     unknown = httpx.get(f"{server.url}/get-predict/no-such-id")
     assert unknown.status_code == 404 and time.perf_counter() - started < 1
     assert unknown.json()["detail"][0]["type"] == "not_found"
+    assert re.search(r"in this server process \(pid \d+\).* need --workers 1", unknown.json()["detail"][0]["msg"])
     predict_id = httpx.post(f"{server.url}/predict", json={"X": [[1.0, 1.0]]}).json()["predict_id"]
     assert httpx.get(f"{server.url}/get-predict/{predict_id}").status_code == 200
     time.sleep(0.8)
