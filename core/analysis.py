@@ -4,11 +4,16 @@ A Python model's ``predict(self, X, threshold: float = 0.5)`` becomes two argume
 argument ``X`` (an array) and ``threshold`` (a float, default 0.5). A binarizer that wraps a
 model with a fixed input schema (ONNX) gives its predict function a ``__signature__`` whose
 annotations are :class:`Tensor` objects, so the same analysis reads names, dtypes and shapes.
+
+The rows' fields come from the ``columns`` setting or, when it is not set, from the model's
+``feature_names_in_`` (what scikit-learn estimators and pipelines fitted on a pandas
+DataFrame record): dict rows are then validated field by field and put in the model's order.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +21,8 @@ from typing import Any
 import attrs
 
 from core.errors import ConfigError, ModelAnalysisError
+
+logger = logging.getLogger("core")
 
 #: The rows argument's name when ``auto_detect_predict_params`` is off (pymlup's name).
 DEFAULT_X_ARG_NAME = "data_for_predict"
@@ -38,9 +45,18 @@ class Tensor:
     shape: tuple[int | None, ...] | None = None
 
 
+#: The type of a column derived from the model's ``feature_names_in_``: any JSON value,
+#: ``null`` included (a missing value), is accepted; the model checks it.
+ANY_COLUMN_TYPE = "any"
+
+
 @attrs.frozen
 class Column:
-    """One field of a dict row, from the ``columns`` setting."""
+    """One field of a dict row, from the ``columns`` setting or the model's ``feature_names_in_``.
+
+    :ivar type: one of :data:`COLUMN_TYPES`, or ``"any"`` for a column derived from the model
+        (see :func:`columns_from_model`).
+    """
 
     name: str
     type: str = "float"
@@ -56,6 +72,10 @@ class Argument:
         (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``) or ``"any"``.
     :ivar is_rows: the rows argument (``X`` or the first one): counted by
         ``throttling_max_request_len`` and merged by batching.
+    :ivar columns: for the rows argument, the fields of a row when they are known (the
+        ``columns`` setting, or the model's ``feature_names_in_``), in the order validation
+        puts each row's values; ``None`` otherwise. A transformer that builds named columns
+        (a pandas DataFrame) reads the names and types here.
     """
 
     name: str
@@ -65,6 +85,7 @@ class Argument:
     is_rows: bool = False
     tensor: Tensor | None = None
     positional: bool = False
+    columns: tuple[Column, ...] | None = None
 
 
 @attrs.frozen
@@ -119,8 +140,52 @@ def parse_columns(columns: list[Any]) -> tuple[Column, ...]:
         required = column.get("required", "default" not in column)
         if not isinstance(required, bool):
             raise ConfigError(f"{where} ({name}): 'required' must be true or false")
-        result.append(Column(name, col_type, required, column.get("default")))
+        default = column.get("default")
+        expected = COLUMN_TYPES[col_type]
+        if default is not None and (not isinstance(default, expected)
+                                    or (isinstance(default, bool) and col_type != "bool")):
+            raise ConfigError(
+                f"{where} ({name}): 'default' must be {col_type}, got {type(default).__name__} {default!r}"
+            )
+        result.append(Column(name, col_type, required, default))
     return tuple(result)
+
+
+def columns_from_model(model: Any) -> tuple[Column, ...] | None:
+    """The columns named by the model's ``feature_names_in_``, or None.
+
+    scikit-learn sets ``feature_names_in_`` (an array of str) on an estimator, and on a
+    Pipeline through its first step, when it was fitted on a DataFrame whose column names are
+    all strings. Each name becomes a required column of type ``"any"``. Anything else (no such
+    attribute, names that are not unique non-empty strings) gives None: nothing changes.
+    """
+    try:
+        names = getattr(model, "feature_names_in_", None)
+    except Exception:  # a property that fails on an unfitted model
+        return None
+    if names is None or isinstance(names, (str, bytes)):
+        return None
+    try:
+        names = list(names)
+    except TypeError:
+        return None
+    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        return None
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    logger.info(
+        "columns: %d derived from the model's feature_names_in_ (%s), type any; set `columns` "
+        "to give their types", len(names), shown,
+    )
+    return tuple(Column(str(name), ANY_COLUMN_TYPE) for name in names)
+
+
+def _interface(
+    predict: Callable[..., Any], arguments: tuple[Argument, ...], columns: tuple[Column, ...] | None
+) -> ModelInterface:
+    """The interface, with ``columns`` on the rows argument too."""
+    if columns:
+        arguments = tuple(attrs.evolve(a, columns=columns) if a.is_rows else a for a in arguments)
+    return ModelInterface(predict, arguments, columns)
 
 
 _ANNOTATION_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
@@ -169,7 +234,11 @@ def analyse(
     auto_detect_predict_params: bool = True,
     columns: list[dict[str, Any]] | None = None,
 ) -> ModelInterface:
-    """Find ``model.<predict_method_name>`` and describe its arguments."""
+    """Find ``model.<predict_method_name>`` and describe its arguments.
+
+    ``columns`` (the setting) names the rows' fields; without it they come from the model's
+    ``feature_names_in_`` when it has one (:func:`columns_from_model`).
+    """
     predict = getattr(model, predict_method_name, None)
     if predict is None:
         public = sorted(
@@ -181,17 +250,17 @@ def analyse(
         )
     if not callable(predict):
         raise ModelAnalysisError(f"model attribute {predict_method_name!r} is not callable")
-    parsed_columns = parse_columns(columns) if columns else None
+    parsed_columns = parse_columns(columns) if columns else columns_from_model(model)
 
     if not auto_detect_predict_params:
         fixed = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
-        return ModelInterface(predict, fixed, parsed_columns)
+        return _interface(predict, fixed, parsed_columns)
 
     try:
         signature = inspect.signature(predict)
     except (TypeError, ValueError):  # builtins without a signature: one positional rows arg
         fixed = (Argument("X", "array", is_rows=True, positional=True),)
-        return ModelInterface(predict, fixed, parsed_columns)
+        return _interface(predict, fixed, parsed_columns)
 
     try:
         hints = typing.get_type_hints(predict, include_extras=True)
@@ -231,4 +300,4 @@ def analyse(
                 positional=param.kind is inspect.Parameter.POSITIONAL_ONLY,
             )
         )
-    return ModelInterface(predict, tuple(arguments), parsed_columns)
+    return _interface(predict, tuple(arguments), parsed_columns)

@@ -114,7 +114,10 @@ class Transformer(abc.ABC):
     """Converts request data into the model's format and the model's answer back to JSON."""
 
     def to_model(self, data: Any, argument: Argument) -> Any:
-        """Convert one validated argument; the default passes it through."""
+        """Convert one validated argument; the default passes it through.
+
+        For the rows argument (``argument.is_rows``) with known fields, ``argument.columns``
+        names and types them, in the order of each validated row's values."""
         return data
 
     def from_model(self, data: Any) -> Any:

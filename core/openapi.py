@@ -15,7 +15,9 @@ _DTYPE = {"b": "boolean", "i": "integer", "u": "integer", "f": "number", "c": "n
 
 
 def _column_schema(column: Column) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": _SCALAR.get(column.type, "string")}
+    if column.type not in _SCALAR:  # "any": a column derived from the model, any value
+        return {}
+    schema: dict[str, Any] = {"type": _SCALAR[column.type]}
     if column.default is not None:
         schema["default"] = column.default
     return schema

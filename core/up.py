@@ -90,6 +90,10 @@ class UP:
         conf = self.conf
         interface = self.ml.interface
         architecture = self.web.architecture
+        # Where the rows' fields come from: the setting, or the model's feature_names_in_.
+        columns_from = None
+        if interface is not None and interface.columns:
+            columns_from = "config" if conf.columns else "feature_names_in_"
         info: dict[str, Any] = {
             "name": conf.name,
             "version": conf.version,
@@ -103,10 +107,12 @@ class UP:
                     {"name": a.name, "kind": a.kind, "required": a.required,
                      "default": a.default, "is_rows": a.is_rows,
                      "dtype": a.tensor.dtype if a.tensor else None,
-                     "shape": list(a.tensor.shape) if a.tensor and a.tensor.shape else None}
+                     "shape": list(a.tensor.shape) if a.tensor and a.tensor.shape else None,
+                     "columns": [c.name for c in a.columns] if a.columns else None}
                     for a in (interface.arguments if interface else ())
                 ],
                 "columns": conf.columns,
+                "columns_from": columns_from,
             },
             "request_schema": request_schema(self) if interface else None,
             "architecture": {"mode": conf.mode, **(architecture.info() if architecture else {})},

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.analysis import COLUMN_TYPES, Argument, Column, ModelInterface
+from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, ModelInterface
 from core.errors import ValidationError
 
 MAX_DETAILS = 20
@@ -90,8 +90,11 @@ class RequestValidator:
         return array
 
     def _column_rows(self, rows: list[Any], loc: Loc, details: list[dict[str, Any]]) -> list[list[Any]]:
+        """Dict or list rows as lists of values in the columns' order. A list row of columns
+        that all take any value (derived from the model) needs only its length checked."""
         columns = self.interface.columns or ()
         names = [c.name for c in columns]
+        any_only = all(c.type == ANY_COLUMN_TYPE for c in columns)
         out = []
         for index, row in enumerate(rows):
             if len(details) >= MAX_DETAILS:
@@ -101,6 +104,9 @@ class RequestValidator:
                 if len(row) != len(columns):
                     details.append(_detail(row_loc, f"expected {len(columns)} values ({', '.join(names)}), "
                                            f"got {len(row)}", "wrong_length"))
+                    continue
+                if any_only:
+                    out.append(row)
                     continue
                 row = dict(zip(names, row))
             elif not isinstance(row, dict):
@@ -115,7 +121,9 @@ class RequestValidator:
 
 
 def _column_value(column: Column, row: dict[str, Any], loc: Loc, details: list[dict[str, Any]]) -> Any:
-    if column.name not in row or row[column.name] is None:
+    """The row's value for ``column``, or its default. ``null`` counts as missing, except in a
+    column of type ``any``, which takes it as a value (a missing value for the model)."""
+    if column.name not in row or (row[column.name] is None and column.type != ANY_COLUMN_TYPE):
         if column.required:
             details.append(_detail([*loc, column.name], "field required", "missing"))
         return column.default

@@ -29,6 +29,9 @@ def test_defaults_follow_pymlup():
         ({"throttling_max_requests": 0}, "greater than 0"),
         ({"columns": [{"name": "a", "type": "complex"}]}, "unknown type 'complex'"),
         ({"columns": [{"type": "int"}]}, "needs a 'name'"),
+        ({"columns": [{"name": "age", "type": "int", "default": 0.5}]},
+         r"columns\[0\] \(age\): 'default' must be int, got float 0.5"),
+        ({"columns": [{"name": "n", "type": "float", "default": True}]}, "'default' must be float, got bool"),
     ],
 )
 def test_wrong_types_name_the_key(kwargs, fragment):

@@ -58,6 +58,15 @@ class TensorModel:
                 for name, value in (("X", X), ("ids", ids), ("flags", flags), ("small", small))}
 
 
+class FeaturesModel:
+    """A model fitted on a DataFrame, as scikit-learn records it: ``feature_names_in_``."""
+
+    feature_names_in_ = np.array(["b", "a"], dtype=object)
+
+    def predict(self, X: Any) -> Any:
+        return np.asarray(X, dtype=np.float64)
+
+
 class FailingModel:
     def predict(self, X: Any) -> Any:
         raise ValueError("the model does not like these rows")
@@ -83,6 +92,7 @@ class SlowModel:
 
 sum_model = SumModel()
 columns_model = ColumnsModel()
+features_model = FeaturesModel()
 shapes_model = ShapesModel()
 failing_model = FailingModel()
 tensor_model = TensorModel()
