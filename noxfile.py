@@ -23,6 +23,7 @@ PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject
 TEST_NEEDS: dict[str, list[str]] = {
     "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent"],
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
+    "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
 }
 
 

@@ -1,0 +1,40 @@
+"""core-transformer-pandas: the ``pandas`` data transformer.
+
+Rows reach the model as a ``pandas.DataFrame`` whose columns are named (by the ``columns``
+setting, or by the model's ``feature_names_in_``), so scikit-learn pipelines fitted on
+DataFrames (a ColumnTransformer selecting columns by name) can be served::
+
+    data_transformer_for_predict = "pandas"
+    data_transformer_for_predicted = "pandas"   # DataFrame/Series results as records/lists
+
+Registered under the name ``pandas`` through the ``core`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from core.hookspecs import Register, hookimpl
+
+from core_transformer_pandas.transformer import (
+    DTYPES,
+    DTYPES_WITH_MISSING,
+    PandasTransformer,
+    plain_pandas,
+    typed_frame,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DTYPES",
+    "DTYPES_WITH_MISSING",
+    "PandasTransformer",
+    "__version__",
+    "plain_pandas",
+    "register_transformers",
+    "typed_frame",
+]
+
+
+@hookimpl
+def register_transformers(register: Register) -> None:
+    register("pandas", PandasTransformer)
