@@ -37,8 +37,6 @@ def config_for_target(target: str) -> Config:
     ).with_env()
 
 
-
-
 def check_config(conf: Config) -> list[str]:
     """Everything ``validate`` proves without loading the model. Returns what it checked."""
     from core.ml import build
