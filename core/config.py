@@ -140,7 +140,7 @@ class Config:
     ttl_predicted_data: float = _setting(60.0, float, int, extra=[_positive])
     ttl_client_wait: float = _setting(30.0, float, int, extra=[_positive])
     max_batch_size: int = _setting(64, int, extra=[_positive])
-    max_batch_wait: float = _setting(10.0, float, int, extra=[_not_negative])
+    max_batch_wait: float = _setting(0.0, float, int, extra=[_not_negative])
     predict_timeout: float | None = _setting(None, float, int, optional=True, extra=[_positive])
 
     # ------------------------------------------------------------------ building

@@ -14,7 +14,7 @@ from core.errors import ConfigError, PredictError
 
 def test_defaults() -> None:
     conf = Config()
-    assert (conf.max_queue_size, conf.max_batch_size, conf.max_batch_wait) == (100, 64, 10.0)
+    assert (conf.max_queue_size, conf.max_batch_size, conf.max_batch_wait) == (100, 64, 0.0)
     assert (conf.ttl_predicted_data, conf.ttl_client_wait) == (60.0, 30.0)
     assert conf.is_long_predict is False and conf.predict_timeout is None
     assert conf.worker_count is None
