@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import onnx
 import pytest
 from core.analysis import Tensor, analyse
 from core.components import LoadedFile, Storage
@@ -13,11 +14,9 @@ from core.errors import ConfigError, ModelLoadError
 from core.hookspecs import hookimpl
 from core.ml import build
 from core.testing import BinarizerContract
+from onnx import TensorProto, helper
 
 from core_binarizer_onnx import ONNX_DTYPES, OnnxBinarizer, OnnxModel
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
 
 OPSET = 17
 IR_VERSION = 8

@@ -296,9 +296,9 @@ def test_spec_in_info_and_openapi(echo: Any) -> None:
 
 
 def test_the_same_function_through_v2(echo: Any) -> None:
-    httpclient = pytest.importorskip("tritonclient.http")
-    pytest.importorskip("core_protocol_v2")
+    import core_protocol_v2  # noqa: F401
     import numpy as np
+    import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(echo.address)
     meta = client.get_model_metadata("mlc")

@@ -10,16 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import core_binarizer_onnx  # noqa: F401
+import core_storage_disk  # noqa: F401
 import httpx
 import numpy as np
+import onnx
 import pytest
-
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("core_binarizer_onnx")
-pytest.importorskip("core_storage_disk")
-httpclient = pytest.importorskip("tritonclient.http")
-from onnx import TensorProto, helper  # noqa: E402
-from tritonclient.utils import InferenceServerException  # noqa: E402
+import tritonclient.http as httpclient
+from onnx import TensorProto, helper
+from tritonclient.utils import InferenceServerException
 
 #: V2 datatype -> (ONNX element type, numpy dtype, sample data of shape [2, 3])
 SAMPLES: dict[str, tuple[int, Any, np.ndarray[Any, Any]]] = {

@@ -7,13 +7,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import core_storage_memory  # noqa: F401
 import httpx
 import numpy as np
 import pytest
-
-pytest.importorskip("core_storage_memory")
-httpclient = pytest.importorskip("tritonclient.http")
-from tritonclient.utils import InferenceServerException  # noqa: E402
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 MODELS = '''
 import numpy as np
@@ -117,9 +116,9 @@ def test_a_model_that_raises_is_500_with_the_message(serve: Any, models_dir: Pat
 
 
 def test_pickle_file_through_the_pickle_binarizer(serve: Any, tmp_path: Path) -> None:
-    pytest.importorskip("core_binarizer_pickle")
-    pytest.importorskip("core_storage_disk")
-    cloudpickle = pytest.importorskip("cloudpickle")
+    import cloudpickle
+    import core_binarizer_pickle  # noqa: F401
+    import core_storage_disk  # noqa: F401
 
     class Doubler:
         def predict(self, X: Any) -> Any:

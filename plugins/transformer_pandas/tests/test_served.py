@@ -9,15 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The disk storage and pickle binarizer serve the pipeline (the test extra installs them).
+import core_binarizer_pickle  # noqa: F401
+import core_storage_disk  # noqa: F401
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from core.testing import Server
 from sklearn.pipeline import Pipeline
-
-pytest.importorskip("core_storage_disk")
-pytest.importorskip("core_binarizer_pickle")
 
 #: The columns, typed: ``age`` and ``income`` may be missing (NaN for the pipeline's imputer).
 TYPED_COLUMNS = [

@@ -151,7 +151,6 @@ def test_containers_are_walked_and_numpy_is_left_to_core() -> None:
 
 
 def test_the_python_api_serves_the_pipeline(pipeline: Pipeline, frame: pd.DataFrame) -> None:
-    pytest.importorskip("core_storage_memory")
     up = core.UP(ml_model=pipeline, conf=core.Config(
         data_transformer_for_predict="pandas", data_transformer_for_predicted="pandas"))
     up.ml.load()
@@ -164,7 +163,6 @@ def test_the_python_api_serves_the_pipeline(pipeline: Pipeline, frame: pd.DataFr
 
 
 def test_the_python_api_with_typed_columns_and_a_series_result(frame: pd.DataFrame) -> None:
-    pytest.importorskip("core_storage_memory")
 
     class Doubler:
         def predict(self, X: Any) -> Any:
