@@ -10,15 +10,14 @@ an unknown setting is refused by the constructor and named in the error.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
 if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
-
     from core.analysis import Argument
-    from core.up import UP
+    from core.config import Config
+    from core.runner import PredictRunner
 
 
 @attrs.define
@@ -125,18 +124,71 @@ class Transformer(abc.ABC):
         return data
 
 
+@attrs.frozen
+class Deferred:
+    """What :meth:`Architecture.predict` returns for a prediction answered later (long
+    predictions): the HTTP edge answers 202 with the id, and the result is fetched with
+    :meth:`Architecture.result`."""
+
+    predict_id: str
+
+
+class ModelHost(Protocol):
+    """What an architecture may use of the served model: ``up.ml`` provides it.
+
+    An architecture never sees HTTP: it gets validated request values and returns results.
+    """
+
+    @property
+    def conf(self) -> Config:
+        """The settings (read them; the architecture's own are listed in its ``settings``)."""
+
+    @property
+    def rows_name(self) -> str | None:
+        """The rows argument's name (``X``), or None when the model takes no rows."""
+
+    def row_count(self, values: dict[str, Any]) -> int | None:
+        """How many rows ``values`` holds (None without a rows argument)."""
+
+    def is_empty(self, values: dict[str, Any]) -> bool:
+        """Whether ``values`` holds zero rows (answered ``[]`` without calling the model)."""
+
+    def predict_sync(self, values: dict[str, Any]) -> Any:
+        """Transform, call the model, transform back: in the calling thread."""
+
+    def transform_in(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Validated values -> the model's format (``transformer_to_model``)."""
+
+    def call_model(self, values: dict[str, Any]) -> Any:
+        """Call the predict method on model-format values."""
+
+    def transform_out(self, result: Any) -> Any:
+        """The model's result -> JSON-ready (``transformer_from_model``)."""
+
+    @property
+    def runner(self) -> PredictRunner:
+        """Where calls run: ``await host.runner.run(call, kind)`` runs ``call()`` in the
+        thread pool, or on the event loop when calls of ``kind`` are known to be quick; see
+        :mod:`core.runner` (slots, stuck calls, the inline fast path)."""
+
+    async def run(self, values: dict[str, Any]) -> Any:
+        """:meth:`predict_sync` through the runner: what ``directly_to_predict`` does."""
+
+
 class Architecture(abc.ABC):
     """How predictions are run: directly, through a queue, in batches...
 
-    Built as ``ArchitectureClass(up)`` each time the web app is built. ``up.ml`` runs the
-    model (:meth:`core.ml.ML.predict_sync`), ``up.conf`` holds its settings.
+    Built as ``ArchitectureClass(host)`` each time the web app is built, where ``host`` is
+    the :class:`ModelHost` (``up.ml``): ``host.predict_sync(values)`` runs the model,
+    ``host.conf`` holds the settings. An architecture knows nothing of HTTP: the edge
+    (:mod:`core.http`) admits requests, and ``predict`` gets their validated values.
     """
 
     #: Config keys this architecture reads; ``/info`` reports them.
     settings: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, up: UP) -> None:
-        self.up = up
+    def __init__(self, host: ModelHost) -> None:
+        self.host = host
 
     async def start(self) -> None:  # noqa: B027 - optional
         """Called when the server starts (workers, queues)."""
@@ -146,12 +198,26 @@ class Architecture(abc.ABC):
 
     @abc.abstractmethod
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
-        """Run one validated request and return the JSON-ready result."""
+        """Run one validated request and return the JSON-ready result, or a
+        :class:`Deferred` when the result is fetched later (:attr:`deferred`)."""
 
-    def routes(self) -> list[BaseRoute]:
-        """Extra routes this architecture serves (for example ``/get-predict/{id}``)."""
-        return []
+    @property
+    def deferred(self) -> bool:
+        """Whether predictions are answered later (202, then ``GET /get-predict/{id}``)."""
+        return False
+
+    async def result(self, predict_id: str) -> Any:
+        """The result of a deferred prediction; raise :class:`core.errors.NotFound` for an
+        unknown id, :class:`core.errors.RequestTimeout` while it is not ready."""
+        from core.errors import NotFound
+
+        raise NotFound(f"no prediction with id {predict_id!r}", loc=["path", "predict_id"])
+
+    @property
+    def saturated(self) -> bool:
+        """Whether a new request would be refused now (a full queue): readiness is false."""
+        return False
 
     def info(self) -> dict[str, Any]:
         """State reported under ``/info``: settings, queue depth, predictions in flight."""
-        return {key: getattr(self.up.conf, key, None) for key in self.settings}
+        return {key: getattr(self.host.conf, key, None) for key in self.settings}

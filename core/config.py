@@ -130,6 +130,7 @@ class Config:
     throttling_max_requests: int | None = _setting(None, int, optional=True, extra=[_positive])
     throttling_max_request_len: int | None = _setting(None, int, optional=True, extra=[_positive])
     max_body_size: int = _setting(32 * 1024 * 1024, int, extra=[_positive])
+    body_timeout: float = _setting(30.0, float, int, extra=[_positive])
     timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
     log_level: str = _setting("INFO", str)
 
@@ -142,6 +143,7 @@ class Config:
     max_batch_size: int = _setting(64, int, extra=[_positive])
     max_batch_wait: float = _setting(0.0, float, int, extra=[_not_negative])
     predict_timeout: float | None = _setting(None, float, int, optional=True, extra=[_positive])
+    max_stuck_predicts: int = _setting(0, int, extra=[_not_negative])
 
     # ------------------------------------------------------------------ building
 

@@ -10,7 +10,7 @@ The order in which they fire during a server's life::
       (model analysis: predict method, arguments, request schema)
       register_routes        -> extra HTTP routes
       extend_openapi         -> their OpenAPI paths and schemas
-    each POST /predict
+    each request to a prediction route (POST /predict, a plugin's), behind the admission gate
       transformer_to_model   -> model-format value    once per predict argument
       architecture_predict   -> awaitable result      the architecture runs the model
       transformer_from_model -> JSON-ready value      once per prediction
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from core.analysis import Argument
     from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
-    from core.up import UP
+    from core.http import Service
 
 PROJECT = "core"
 
@@ -167,7 +167,8 @@ def architecture_predict(
 ) -> Awaitable[Any] | None:
     """Run one validated prediction request through the serving architecture.
 
-    Called once per ``POST /predict`` after validation and throttling. The built-in
+    Called once per admitted prediction request (``POST /predict`` and every plugin route
+    that predicts through the admission gate), after validation and throttling. The built-in
     implementation returns ``architecture.predict(data, predict_id=predict_id)``.
 
     :param architecture: the architecture chosen by ``mode``.
@@ -179,38 +180,41 @@ def architecture_predict(
 
 
 @hookspec
-def register_routes(up: UP) -> list[BaseRoute] | None:
+def register_routes(service: Service) -> list[BaseRoute] | None:
     """Add HTTP routes to the web app.
 
     Called each time the web app is built (``up.web.load()``), after the model is loaded and
     analysed and the architecture is created.
 
-    :param up: the application object; ``up.ml`` holds the analysed model, ``up.conf`` the
-        config.
+    :param service: the served model as routes see it (:class:`core.http.Service`): its
+        settings (``service.conf``), the model object, its analysed interface, core's request
+        validation, the probes, and the admission gate. A route that runs the model must be
+        mounted behind the gate: ``service.gate.route(path, handler)``, where
+        ``handler(admission)`` predicts with ``await admission.predict(data)``.
     :return: Starlette routes to mount beside ``/predict``, or ``None``.
     """
 
 
 @hookspec
-def extend_info(up: UP) -> dict[str, Any] | None:
+def extend_info(service: Service) -> dict[str, Any] | None:
     """Add sections to ``GET /info``.
 
     Called on every ``/info`` request, after the model is loaded and the web app is built.
 
-    :param up: the application object.
+    :param service: the served model (see :func:`register_routes`).
     :return: a dict whose keys become top-level keys of the ``/info`` answer (choose a key
         named after your plugin), or ``None``.
     """
 
 
 @hookspec
-def extend_openapi(up: UP) -> dict[str, Any] | None:
+def extend_openapi(service: Service) -> dict[str, Any] | None:
     """Describe a plugin's own routes in the OpenAPI document.
 
     Called once each time the web app is built (``up.web.load()``), after
     :func:`register_routes`.
 
-    :param up: the application object.
+    :param service: the served model (see :func:`register_routes`).
     :return: ``{"paths": {...}, "components": {"schemas": {...}}}`` merged into
         ``/openapi.json``, or ``None``.
     """

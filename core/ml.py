@@ -13,8 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.analysis import Argument, ModelInterface, analyse
 from core.components import Binarizer, LoadedFile, Storage, Transformer
@@ -32,7 +31,16 @@ from core.transformers import check_dtype_applies
 from core.validation import RequestValidator
 
 if TYPE_CHECKING:
-    from core.up import UP
+    from core.config import Config
+    from core.plugins import Plugins
+
+
+class Owner(Protocol):
+    """What :class:`ML` reads of the object that owns it (:class:`core.UP`): its settings
+    and plugins, looked up at each use so that ``up.conf`` may be replaced."""
+
+    conf: Config
+    plugins: Plugins
 
 logger = logging.getLogger("core")
 
@@ -59,7 +67,7 @@ def build(kind: str, cls: type, kwargs: dict[str, Any], key: str) -> Any:
 class ML:
     """The model side of :class:`core.UP`."""
 
-    def __init__(self, up: UP, model: Any = None) -> None:
+    def __init__(self, up: Owner, model: Any = None) -> None:
         self.up = up
         self._model: Any = None
         self._given_model = model
@@ -67,8 +75,7 @@ class ML:
         self.validator: RequestValidator | None = None
         self.transformer_in: Transformer | None = None
         self.transformer_out: Transformer | None = None
-        self.executor: ThreadPoolExecutor | None = None
-        self.runner = PredictRunner(None, 1, 0.0)
+        self.runner = PredictRunner(1, 0.0, use_threads=False)
         self._array_args: tuple[Argument, ...] = ()
         self._to_model: Callable[[Any, Argument], Any] = _not_loaded
         self._from_model: Callable[[Any], Any] = _not_loaded
@@ -76,6 +83,17 @@ class ML:
         self.binarizer_name: str | None = None
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def conf(self) -> Config:
+        """The settings (``up.conf``)."""
+        return self.up.conf
+
+    @property
+    def rows_name(self) -> str | None:
+        """The rows argument's name, or None when the model takes no rows argument."""
+        rows = self.interface.rows if self.interface is not None else None
+        return rows.name if rows is not None else None
 
     @property
     def loaded(self) -> bool:
@@ -212,13 +230,13 @@ class ML:
         self._array_args = tuple(a for a in self.interface.arguments if a.kind == "array")
         self._bind_transformer_hooks()
         self.runner.shutdown()
-        workers = conf.max_thread_loop_workers or os.cpu_count() or 1
-        self.executor = (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="core-predict")
-            if conf.use_thread_loop
-            else None
+        self.runner = PredictRunner(
+            conf.max_thread_loop_workers or os.cpu_count() or 1,
+            conf.max_inline_predict_ms / 1000.0,
+            use_threads=conf.use_thread_loop,
+            spare_threads=conf.max_stuck_predicts + 1,
+            inline_timeout=conf.predict_timeout,
         )
-        self.runner = PredictRunner(self.executor, workers, conf.max_inline_predict_ms / 1000.0)
 
     def _bind_transformer_hooks(self) -> None:
         """The transformer hooks as plain callables for the request path
@@ -237,8 +255,7 @@ class ML:
 
     def close(self) -> None:
         self.runner.shutdown(cancel_futures=True)
-        self.executor = None
-        self.runner = PredictRunner(None, 1, 0.0)
+        self.runner = PredictRunner(1, 0.0, use_threads=False)
 
     # ------------------------------------------------------------------ predicting
 
@@ -303,7 +320,7 @@ class ML:
         values = self.transform_in(data) if transform else data
         return self.transform_out(self.call_model(values))
 
-    async def run_in_pool(self, data: dict[str, Any], *, transform: bool = True) -> Any:
+    async def run(self, data: dict[str, Any], *, transform: bool = True) -> Any:
         """:meth:`predict_sync` in the thread pool, or inline when it is known to be quick
         (``max_inline_predict_ms``, see :mod:`core.runner`) or ``use_thread_loop`` is off."""
         rows = self._ready().rows
@@ -320,11 +337,11 @@ class ML:
 
     async def predict(self, **data: Any) -> Any:
         """Validate, transform, predict and transform back, like ``POST /predict``."""
-        return await self.run_in_pool(self.validate(data))
+        return await self.run(self.validate(data))
 
     async def predict_from(self, **data: Any) -> Any:
         """Predict on data already in the model's format (no validation, no input transform)."""
-        return await self.run_in_pool(data, transform=False)
+        return await self.run(data, transform=False)
 
 
 def _not_loaded(*args: Any) -> Any:

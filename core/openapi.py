@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from core.analysis import Argument, Column
 
 if TYPE_CHECKING:
-    from core.up import UP
+    from core.analysis import ModelInterface
+    from core.config import Config
 
 _SCALAR = {"int": "integer", "float": "number", "str": "string", "bool": "boolean",
            "list": "array", "dict": "object"}
@@ -56,9 +58,8 @@ def argument_schema(argument: Argument, columns: tuple[Column, ...] | None) -> d
     return schema
 
 
-def request_schema(up: UP) -> dict[str, Any]:
-    interface = up.ml.interface
-    assert interface is not None
+def request_schema(interface: ModelInterface) -> dict[str, Any]:
+    """JSON Schema of a ``POST /predict`` body for the analysed model."""
     return {
         "type": "object",
         "properties": {a.name: argument_schema(a, interface.columns) for a in interface.arguments},
@@ -86,16 +87,20 @@ ERROR_SCHEMA = {
 }
 
 
-def document(up: UP) -> dict[str, Any]:
-    conf = up.conf
+def document(conf: Config, interface: ModelInterface,
+             extensions: Iterable[dict[str, Any] | None] = ()) -> dict[str, Any]:
+    """The OpenAPI document: core's routes, then each plugin's ``extend_openapi`` answer."""
     errors = {
         str(code): {"description": text,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for code, text in [
-            (400, "invalid JSON"), (413, "body over max_body_size"), (422, "validation error"),
+            (400, "invalid JSON"), (408, "the body did not arrive within body_timeout"),
+            (413, "body over max_body_size"), (415, "not a JSON body"), (422, "validation error"),
             (429, "throttled"), (500, "the model or a transformer failed"),
+            (503, "shutting down"), (504, "the prediction did not finish in predict_timeout"),
         ]
     }
+    probe = {"200": {"description": "yes"}, "503": {"description": "no, and why"}}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": conf.name, "version": conf.version},
@@ -118,14 +123,18 @@ def document(up: UP) -> dict[str, Any]:
                     },
                 }
             },
-            "/health": {"get": {"summary": "Liveness and readiness",
-                                "responses": {"200": {"description": "ready"}}}},
+            "/health": {"get": {"summary": "The model is loaded (pymlup's health check)",
+                                "responses": {"200": {"description": "loaded"}}}},
+            "/health/live": {"get": {"summary": "Liveness: false when the process should be restarted",
+                                     "responses": probe}},
+            "/health/ready": {"get": {"summary": "Readiness: false while draining or saturated",
+                                      "responses": probe}},
             "/info": {"get": {"summary": "Model, schema, architecture and plugins",
                               "responses": {"200": {"description": "info"}}}},
         },
-        "components": {"schemas": {"PredictRequest": request_schema(up), "Error": ERROR_SCHEMA}},
+        "components": {"schemas": {"PredictRequest": request_schema(interface), "Error": ERROR_SCHEMA}},
     }
-    for extra in up.plugins.hook.extend_openapi(up=up):
+    for extra in extensions:
         if extra:
             document["paths"].update(extra.get("paths", {}))
             document["components"]["schemas"].update(extra.get("components", {}).get("schemas", {}))

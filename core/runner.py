@@ -15,26 +15,50 @@ plus the values of the other predict arguments, so ``seconds=1.0`` is not taken 
   than the limit (a model that became slower, or began to wait), or one taking longer than
   :data:`STALL_FACTOR` times the limit, send that kind back to the pool, which must then see
   exponentially more calls before the next promotion. Single calls over the limit are not
-  enough: interrupts (the network stack's, on a busy server), a preemption or a garbage
-  collection stretch quick calls now and then.
+  enough: interrupts, a preemption or a garbage collection stretch quick calls now and then.
 
-Anything not yet timed, anything with unhashable arguments, and anything beyond
-``max_thread_loop_workers`` concurrent calls goes to the pool, so the loop never waits long on a
-model and ``/health`` keeps answering. ``max_inline_predict_ms = 0`` always uses the pool;
-``use_thread_loop = false`` never does.
+**An inline call can never freeze the server.** A call of a quick kind may still hang (an
+input that makes the model loop or sleep). Each inline call runs under a timer (``SIGALRM``,
+:class:`_Alarm`) set to the stall budget (:data:`STALL_FACTOR` times the limit, at least
+:data:`MIN_STALL`): past it the call is interrupted (:class:`InlineStall` is raised inside it, at
+the next Python instruction), its kind is demoted, and the call runs again from the start in
+the pool, where ``predict_timeout`` applies and the event loop stays free. Inline calls are
+therefore made only where the timer works: on the main thread of a process whose ``SIGALRM``
+is free (hypercorn's and uvicorn's workers); elsewhere every call uses the pool. A model whose
+predict must not be interrupted and run again (side effects) should set
+``max_inline_predict_ms = 0``. C code that never returns to Python cannot be interrupted.
+
+**Slots and stuck calls.** At most ``workers`` calls run in the pool at once; more wait for a
+slot. A pool call whose caller stopped waiting while it runs (``predict_timeout``) is *stuck*:
+the thread cannot be stopped, so the call gives its slot back and is counted in
+:attr:`PredictRunner.stuck` until it returns; the pool keeps ``spare_threads`` threads more
+than ``workers`` so that stuck calls do not take the capacity of the others. Liveness fails
+while more calls are stuck than ``max_stuck_predicts`` (:mod:`core.web`), so an orchestrator
+restarts a process whose threads are hung.
+
+``use_thread_loop = false`` runs every call inline; a call then past ``predict_timeout`` is
+interrupted the same way and answered 504.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from core.errors import PredictTimeout
+
 T = TypeVar("T")
+
+logger = logging.getLogger("core")
 
 #: Calls timed per kind; decisions follow the recent ones.
 WINDOW = 16
@@ -42,8 +66,62 @@ WINDOW = 16
 MIN_SAMPLES = 4
 #: One inline call this many times over the limit sends its kind back to the pool at once.
 STALL_FACTOR = 50.0
+#: The shortest stall budget (seconds) after which an inline call is interrupted.
+MIN_STALL = 0.005
 #: Kinds remembered at most (requests with ever-new argument values would grow it).
 MAX_KINDS = 1024
+
+
+class InlineStall(BaseException):
+    """Raised inside a call that ran on the event loop past its stall budget.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that model code catching
+    ``Exception`` does not swallow it. The runner catches it and runs the call in the pool.
+    """
+
+
+class _Alarm:
+    """A ``SIGALRM`` timer that raises :class:`InlineStall` in the call it guards.
+
+    Usable only on the main thread (Python runs signal handlers there) and only when nothing
+    else in the process handles ``SIGALRM``; :meth:`available` says so, checked once.
+    """
+
+    def __init__(self) -> None:
+        self._checked = False
+        self._available = False
+        self.armed = False
+
+    def available(self) -> bool:
+        if not self._checked:
+            self._checked = True
+            if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+                previous = signal.getsignal(signal.SIGALRM)
+                if previous in (signal.SIG_DFL, signal.SIG_IGN, None) or previous is _on_alarm:
+                    signal.signal(signal.SIGALRM, _on_alarm)
+                    self._available = True
+        return self._available and threading.current_thread() is threading.main_thread()
+
+    def call(self, call: Callable[[], T], seconds: float) -> T:
+        """``call()``, interrupted with :class:`InlineStall` after ``seconds``."""
+        global _ARMED
+        _ARMED = self
+        self.armed = True
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return call()
+        finally:
+            self.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_ARMED: _Alarm | None = None
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _ARMED is not None and _ARMED.armed:  # else: the call returned as the timer fired
+        _ARMED.armed = False
+        raise InlineStall()
 
 
 class _Kind:
@@ -65,22 +143,74 @@ def _median(samples: deque[float]) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
-class PredictRunner:
-    """Runs prediction callables for the event loop.
+class _Slots:
+    """At most ``size`` holders at once, waiting in arrival order; event-loop side only (no
+    loop is bound, so the same runner serves ``asyncio.run`` calls one after the other)."""
 
-    :param executor: the thread pool, or None to run everything inline.
-    :param workers: how many predictions may run at once (the pool's size).
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.used < self.size and not self._waiters:
+            self.used += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the releaser hands its slot over
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.used -= 1
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+
+class PredictRunner:
+    """Runs prediction callables for the event loop (see the module docstring).
+
+    :param workers: how many calls may run at once (``max_thread_loop_workers``).
     :param max_inline_seconds: the limit under which a kind of call runs inline (0: never).
+    :param use_threads: False runs every call inline (``use_thread_loop = false``).
+    :param spare_threads: threads beyond ``workers`` for calls that get stuck.
+    :param inline_timeout: with ``use_threads`` False, interrupt an inline call after this
+        many seconds (``predict_timeout``); None: never.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor | None, workers: int,
-                 max_inline_seconds: float) -> None:
-        self.executor = executor
+    def __init__(self, workers: int, max_inline_seconds: float, *, use_threads: bool = True,
+                 spare_threads: int = 1, inline_timeout: float | None = None) -> None:
         self.workers = workers
         self.max_inline_seconds = max_inline_seconds
+        self.stall_seconds = max(STALL_FACTOR * max_inline_seconds, MIN_STALL)
+        self.inline_timeout = inline_timeout
+        self.executor = (
+            ThreadPoolExecutor(max_workers=workers + spare_threads, thread_name_prefix="core-predict")
+            if use_threads else None
+        )
         self.in_pool = 0
         self.inline_calls = 0
         self.pool_calls = 0
+        self.interrupted = 0
+        #: Calls still running after their caller stopped waiting (``predict_timeout``).
+        self.stuck = 0
+        self.stuck_total = 0
+        self._slots = _Slots(workers)
+        self._alarm = _Alarm()
         self._kinds: dict[Hashable, _Kind] = {}
 
     @staticmethod
@@ -106,42 +236,111 @@ class PredictRunner:
             return None
         return key
 
+    # ------------------------------------------------------------------ deciding
+
     def quick(self, kind: Hashable | None) -> bool:
-        """Whether calls of ``kind`` are known to be quick enough to run inline."""
+        """Whether calls of ``kind`` may run inline now: known to be quick, and the timer
+        that interrupts a stalled one works here."""
         if self.executor is None:
             return True
         timings = self._kinds.get(kind) if kind is not None else None
-        return timings is not None and timings.inline
+        return timings is not None and timings.inline and self._alarm.available()
 
     def runs_inline(self, kind: Hashable | None) -> bool:
         """Whether :meth:`run` would run a call of ``kind`` on the event loop now."""
         return self.executor is None or (self.quick(kind) and self.in_pool < self.workers)
 
+    # ------------------------------------------------------------------ running
+
     async def run(self, call: Callable[[], T], kind: Hashable | None = None) -> T:
         """``call()`` inline or in the pool (see the module docstring); its result or error."""
         if self.runs_inline(kind):
-            return self.call_inline(call, kind)
+            try:
+                return self.call_inline(call, kind)
+            except InlineStall:
+                pass  # demoted by call_inline: run it again, from the start, in the pool
+        return await self.call_in_pool(call, kind)
+
+    async def call_in_pool(self, call: Callable[[], T], kind: Hashable | None = None) -> T:
+        """``call()`` in a pool thread once a slot is free; a call whose caller stops waiting
+        while it runs is counted as stuck until it returns."""
+        executor = self.executor
+        assert executor is not None, "use_thread_loop is off: there is no pool"
+        await self._slots.acquire()
         self.in_pool += 1
+        future = executor.submit(timed, call)
         try:
-            result, wall, cpu = await asyncio.get_running_loop().run_in_executor(
-                self.executor, timed, call
-            )
+            result, wall, cpu = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if not future.cancel():  # running already: the thread cannot be stopped
+                self._stuck_until_done(future)
+            raise
         finally:
             self.in_pool -= 1
+            self._slots.release()
         self.record(kind, wall, cpu)
         return result
 
     def call_inline(self, call: Callable[[], T], kind: Hashable | None) -> T:
-        """``call()`` here, on the event loop, timed (for architectures that decided to)."""
+        """``call()`` here, on the event loop, under the stall timer.
+
+        :raises InlineStall: the call ran past its budget and was interrupted; its kind is
+            demoted. Run it again in the pool (:meth:`call_in_pool`).
+        :raises PredictTimeout: without a pool (``use_thread_loop = false``), the call ran
+            past ``predict_timeout`` and was interrupted.
+        """
         self.inline_calls += 1
+        if self.executor is None:  # use_thread_loop = false: interrupted only at the timeout
+            if self.inline_timeout is None or not self._alarm.available():
+                return call()
+            try:
+                return self._alarm.call(call, self.inline_timeout)
+            except InlineStall:
+                self.interrupted += 1
+                raise PredictTimeout(f"the prediction did not finish in predict_timeout = "
+                                     f"{self.inline_timeout:g} s and was interrupted") from None
         timings = self._kinds.get(kind) if kind is not None else None
-        if timings is None:
-            return call()
         started = time.perf_counter()
         try:
-            return call()
+            return self._alarm.call(call, self.stall_seconds)
+        except InlineStall:
+            self.interrupted += 1
+            if timings is not None:
+                self._demote(timings)
+            logger.warning("a prediction on the event loop ran past %.3g ms: interrupted, and run "
+                           "again in the thread pool", self.stall_seconds * 1000)
+            raise
         finally:
-            self._inline_sample(timings, time.perf_counter() - started)
+            if timings is not None and timings.inline:
+                self._inline_sample(timings, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ stuck calls
+
+    def mark_stuck(self) -> Callable[[], None]:
+        """Count a call whose caller stopped waiting while it runs as stuck; call the function
+        returned, on the event loop's thread, when it returns."""
+        self.stuck += 1
+        self.stuck_total += 1
+        started = time.monotonic()
+
+        def returned() -> None:
+            self.stuck -= 1
+            logger.warning("a stuck prediction returned %.1f s after its caller stopped waiting; "
+                           "%d still stuck", time.monotonic() - started, self.stuck)
+
+        return returned
+
+    def _stuck_until_done(self, future: Future[Any]) -> None:
+        returned = self.mark_stuck()
+        loop = asyncio.get_running_loop()
+
+        def done(_: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                loop.call_soon_threadsafe(returned)
+
+        future.add_done_callback(done)
+
+    # ------------------------------------------------------------------ timings
 
     def record(self, kind: Hashable | None, wall: float, cpu: float) -> None:
         """Count a call of ``kind`` that ran in a pool thread (see :func:`timed`); on the
@@ -179,16 +378,25 @@ class PredictRunner:
             timings.slow += 1
         if (len(samples) >= MIN_SAMPLES and timings.slow > len(samples) // 2) \
                 or wall > STALL_FACTOR * limit:
-            timings.inline = False
-            timings.strikes += 1
-            timings.holdoff = MIN_SAMPLES << min(timings.strikes, 10)
-            timings.cpu.clear()
-            timings.wall.clear()
+            self._demote(timings)
+
+    @staticmethod
+    def _demote(timings: _Kind) -> None:
+        timings.inline = False
+        timings.strikes += 1
+        timings.holdoff = MIN_SAMPLES << min(timings.strikes, 10)
+        timings.cpu.clear()
+        timings.wall.clear()
+
+    # ------------------------------------------------------------------ reporting
 
     def info(self) -> dict[str, Any]:
-        """Counters for ``/info``: calls run inline and in the pool, and the pool's load."""
+        """Counters for ``/info``: calls run inline and in the pool, the pool's load, and the
+        calls stuck past their timeout."""
         return {"inline_calls": self.inline_calls, "pool_calls": self.pool_calls,
-                "in_pool": self.in_pool}
+                "in_pool": self.in_pool, "waiting_for_slot": self._slots.waiting,
+                "interrupted_inline_calls": self.interrupted, "stuck": self.stuck,
+                "stuck_total": self.stuck_total}
 
     def shutdown(self, wait: bool = False, cancel_futures: bool = False) -> None:
         if self.executor is not None:

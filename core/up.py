@@ -114,18 +114,26 @@ class UP:
                 "columns": conf.columns,
                 "columns_from": columns_from,
             },
-            "request_schema": request_schema(self) if interface else None,
+            "request_schema": request_schema(interface) if interface else None,
             "architecture": {"mode": conf.mode, **(architecture.info() if architecture else {})},
             "web": {
                 "active_predicts": self.web.active_predicts,
+                "draining": bool(self.web.gate and self.web.gate.draining),
+                "live": self.web.live().ok if self.web.gate else None,
+                "ready": self.web.ready().ok if self.web.gate else None,
+                "body_timeout": conf.body_timeout,
+                "predict_timeout": conf.predict_timeout,
+                "max_stuck_predicts": conf.max_stuck_predicts,
                 "throttling_max_requests": conf.throttling_max_requests,
                 "throttling_max_request_len": conf.throttling_max_request_len,
                 "max_body_size": conf.max_body_size,
             },
             "plugins": [p.to_dict() for p in self.plugins.info()],
         }
-        for extra in self.plugins.hook.extend_info(up=self):
-            info.update(extra or {})
+        service = self.web.service
+        if service is not None:
+            for extra in self.plugins.hook.extend_info(service=service):
+                info.update(extra or {})
         return info
 
 

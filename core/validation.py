@@ -15,6 +15,8 @@ from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, Model
 from core.errors import ValidationError
 
 MAX_DETAILS = 20
+#: The most dimensions a numpy array has (numpy's NPY_MAXDIMS): deeper lists are no tensor.
+MAX_DEPTH = 64
 
 Loc = list[str | int]
 
@@ -83,7 +85,8 @@ class RequestValidator:
         try:
             array = _to_array(value, tensor.dtype)
         except (ValueError, TypeError, OverflowError, FloatingPointError):
-            _explain(value, tensor.dtype, loc, details)
+            _explain(value, tensor.dtype, loc, details,
+                     len(tensor.shape) if tensor.shape is not None else None)
             return None
         if tensor.shape is not None:
             _check_shape(array, tensor.shape, loc, details)
@@ -220,23 +223,28 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
 
 
-def _explain(value: Any, dtype: str, loc: Loc, details: list[dict[str, Any]]) -> None:
-    """Walk nested lists to name the first values numpy could not convert, and ragged rows."""
+def _explain(value: Any, dtype: str, loc: Loc, details: list[dict[str, Any]],
+             ndim: int | None = None) -> None:
+    """Walk nested lists to name the first values numpy could not convert, lists nested
+    deeper than the tensor's dimensions (at most numpy's :data:`MAX_DEPTH`), and ragged rows.
+    Iterative: a body nested a thousand deep is a 422, never a RecursionError."""
     kind = np.dtype(dtype).kind if dtype != "string" else "O"
     before = len(details)
-
-    def walk(item: Any, where: Loc, depth_shape: list[int | None]) -> None:
-        if len(details) >= MAX_DETAILS:
-            return
+    deepest = ndim if ndim is not None else MAX_DEPTH
+    stack: list[tuple[Any, Loc]] = [(value, loc)]
+    while stack and len(details) - before < MAX_DETAILS:
+        item, where = stack.pop()
         if isinstance(item, list):
-            for i, sub in enumerate(item):
-                walk(sub, [*where, i], depth_shape)
-            return
+            if len(where) - len(loc) >= deepest:
+                details.append(_detail(where[: len(loc) + deepest],
+                                       f"nested deeper than the {deepest} dimension(s) a {dtype} "
+                                       f"tensor here can have", "wrong_shape"))
+                break
+            stack.extend((sub, [*where, i]) for i, sub in reversed(list(enumerate(item))))
+            continue
         problem = _element_problem(item, dtype, kind)
         if problem:
             details.append(_detail(where, f"{problem}, got {_json_type(item)} {item!r}"[:200], "type_error"))
-
-    walk(value, loc, [])
     if len(details) == before:
         _check_ragged(value, loc, details)
     if len(details) == before:

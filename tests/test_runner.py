@@ -6,12 +6,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from core.runner import MIN_SAMPLES, STALL_FACTOR, WINDOW, PredictRunner
+
+POOL = "core-predict"
 
 
 def where() -> str:
@@ -28,10 +29,18 @@ def sleeper(seconds: float) -> Callable[[], str]:
 
 
 @pytest.fixture
-def pool():
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool")
-    yield executor
-    executor.shutdown(wait=True)
+def make():
+    """``make(workers=2, max_inline_seconds=...)`` -> a runner, shut down after the test."""
+    made: list[PredictRunner] = []
+
+    def build(workers: int = 2, max_inline_seconds: float = 0.001, **options: Any) -> PredictRunner:
+        runner = PredictRunner(workers, max_inline_seconds, **options)
+        made.append(runner)
+        return runner
+
+    yield build
+    for runner in made:
+        runner.shutdown(wait=True)
 
 
 def run_all(runner: PredictRunner, calls: list[tuple[Callable[[], Any], Any]]) -> list[Any]:
@@ -41,24 +50,25 @@ def run_all(runner: PredictRunner, calls: list[tuple[Callable[[], Any], Any]]) -
     return asyncio.run(scenario())
 
 
-def test_a_quick_call_moves_to_the_loop_after_it_was_timed_in_the_pool(pool):
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.001)
+def test_a_quick_call_moves_to_the_loop_after_it_was_timed_in_the_pool(make):
+    runner = make(max_inline_seconds=0.001)
     threads = run_all(runner, [(where, 1)] * (MIN_SAMPLES + 3))
-    assert all(name.startswith("pool") for name in threads[:MIN_SAMPLES])
+    assert all(name.startswith(POOL) for name in threads[:MIN_SAMPLES])
     assert threads[MIN_SAMPLES:] == [threading.main_thread().name] * 3
-    assert runner.info() == {"inline_calls": 3, "pool_calls": MIN_SAMPLES, "in_pool": 0}
+    info = runner.info()
+    assert (info["inline_calls"], info["pool_calls"], info["in_pool"], info["stuck"]) == (3, MIN_SAMPLES, 0, 0)
 
 
-def test_a_call_that_sleeps_stays_in_the_pool(pool):
+def test_a_call_that_sleeps_stays_in_the_pool(make):
     # 5 ms of sleep costs no CPU; the wall-time check keeps it off the loop.
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.001)
+    runner = make(max_inline_seconds=0.001)
     threads = run_all(runner, [(sleeper(0.02), 1)] * (MIN_SAMPLES + 4))
-    assert all(name.startswith("pool") for name in threads)
+    assert all(name.startswith(POOL) for name in threads)
     assert runner.inline_calls == 0
 
 
-def test_one_stalling_inline_call_sends_its_kind_back_to_the_pool_for_longer(pool):
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
+def test_one_stalling_inline_call_sends_its_kind_back_to_the_pool_for_longer(make):
+    runner = make(max_inline_seconds=0.002)
     stall = {"on": False}
 
     def call() -> str:
@@ -69,17 +79,20 @@ def test_one_stalling_inline_call_sends_its_kind_back_to_the_pool_for_longer(poo
     run_all(runner, [(call, "k")] * MIN_SAMPLES)
     assert runner.runs_inline("k")
     stall["on"] = True
-    assert run_all(runner, [(call, "k")]) == [threading.main_thread().name]  # the one stall
+    # the one stall: interrupted on the loop at its budget, run again in the pool
+    assert run_all(runner, [(call, "k")])[0].startswith(POOL)
+    assert runner.interrupted == 1
     assert not runner.runs_inline("k")
     stall["on"] = False
-    # Back in the pool it now takes twice as many quick calls before the next promotion.
-    threads = run_all(runner, [(call, "k")] * (2 * MIN_SAMPLES + 1))
-    assert all(name.startswith("pool") for name in threads[: 2 * MIN_SAMPLES])
+    # Back in the pool it now takes twice as many pool calls (the stalled one, run again
+    # there, is the first) before the next promotion.
+    threads = run_all(runner, [(call, "k")] * (2 * MIN_SAMPLES))
+    assert all(name.startswith(POOL) for name in threads[: 2 * MIN_SAMPLES - 1])
     assert threads[-1] == threading.main_thread().name
 
 
-def test_a_kind_whose_inline_calls_turn_slow_goes_back_to_the_pool(pool):
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
+def test_a_kind_whose_inline_calls_turn_slow_goes_back_to_the_pool(make):
+    runner = make(max_inline_seconds=0.002)
     slow = {"on": False}
 
     def call() -> str:
@@ -92,12 +105,12 @@ def test_a_kind_whose_inline_calls_turn_slow_goes_back_to_the_pool(pool):
     slow["on"] = True
     threads = run_all(runner, [(call, "k")] * (MIN_SAMPLES + 2))
     assert threads[:MIN_SAMPLES] == [threading.main_thread().name] * MIN_SAMPLES
-    assert all(name.startswith("pool") for name in threads[MIN_SAMPLES:])
+    assert all(name.startswith(POOL) for name in threads[MIN_SAMPLES:])
 
 
-def test_one_slow_inline_call_now_and_then_is_not_enough(pool):
+def test_one_slow_inline_call_now_and_then_is_not_enough(make):
     # A preemption or a garbage collection in the middle of a quick call must not count.
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.002)
+    runner = make(max_inline_seconds=0.002)
     count = {"n": 0}
 
     def call() -> str:
@@ -111,16 +124,15 @@ def test_one_slow_inline_call_now_and_then_is_not_enough(pool):
     assert threads == [threading.main_thread().name] * (3 * WINDOW)
 
 
-def test_limit_zero_always_uses_the_pool_and_no_pool_never_does(pool):
-    always_pool = PredictRunner(pool, workers=2, max_inline_seconds=0)
-    assert all(n.startswith("pool") for n in run_all(always_pool, [(where, 1)] * 10))
-    no_pool = PredictRunner(None, workers=1, max_inline_seconds=0.001)
+def test_limit_zero_always_uses_the_pool_and_no_pool_never_does(make):
+    always_pool = make(max_inline_seconds=0)
+    assert all(n.startswith(POOL) for n in run_all(always_pool, [(where, 1)] * 10))
+    no_pool = make(1, 0.001, use_threads=False)
     assert run_all(no_pool, [(where, 1)] * 3) == [threading.main_thread().name] * 3
 
 
-def test_inline_calls_respect_the_concurrency_limit():
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool")
-    runner = PredictRunner(executor, workers=1, max_inline_seconds=0.001)
+def test_inline_calls_respect_the_concurrency_limit(make):
+    runner = make(1, 0.001)
     run_all(runner, [(where, "quick")] * MIN_SAMPLES)
     assert runner.runs_inline("quick")
 
@@ -131,12 +143,11 @@ def test_inline_calls_respect_the_concurrency_limit():
         return quick, await busy
 
     quick, busy = asyncio.run(scenario())
-    assert quick.startswith("pool") and busy.startswith("pool")
-    executor.shutdown(wait=True)
+    assert quick.startswith(POOL) and busy.startswith(POOL)
 
 
-def test_errors_propagate_from_both_paths(pool):
-    runner = PredictRunner(pool, workers=2, max_inline_seconds=0.01)
+def test_errors_propagate_from_both_paths(make):
+    runner = make(max_inline_seconds=0.01)
     run_all(runner, [(where, 1)] * MIN_SAMPLES)
 
     def fail() -> None:
@@ -155,3 +166,75 @@ def test_kinds_follow_row_counts_and_other_arguments():
     assert kind({"X": [1], "labels": ["a"]}, "X") is None  # unhashable: never inline
     assert kind({"X": 3}, "X") is None  # no length
     assert kind({"features": {"a": 1}}, None) is None
+
+
+def test_an_inline_call_that_hangs_is_interrupted_and_runs_again_in_the_pool(make):
+    """A quick kind whose call suddenly hangs must not freeze the event loop: it is cut at
+    the stall budget (a few ms) and finished in a pool thread."""
+    runner = make(max_inline_seconds=0.0002)
+    calls: list[str] = []
+
+    def call(hang: bool) -> str:
+        calls.append(where())
+        if hang and where() == threading.main_thread().name:
+            time.sleep(30)  # would block the loop for 30 s
+        return where()
+
+    run_all(runner, [(lambda: call(False), "k")] * MIN_SAMPLES)
+    assert runner.runs_inline("k")
+
+    async def scenario() -> tuple[str, float]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        started = time.monotonic()
+        result = await runner.run(lambda: call(True), "k")
+        ticker.cancel()
+        return result, time.monotonic() - started
+
+    result, seconds = asyncio.run(scenario())
+    assert result.startswith(POOL)
+    assert calls[-2:] == [threading.main_thread().name, result]  # cut on the loop, then the pool
+    assert seconds < 5
+    assert runner.interrupted == 1 and not runner.runs_inline("k")
+
+
+def test_a_call_whose_caller_stops_waiting_is_stuck_until_it_returns(make):
+    runner = make(1, 0.0, spare_threads=1)
+    release = threading.Event()
+
+    async def scenario() -> tuple[int, int, str, int]:
+        hung = asyncio.ensure_future(runner.run(lambda: release.wait(10) and where(), "hung"))
+        await asyncio.sleep(0.1)
+        hung.cancel()  # predict_timeout: the caller gives up
+        await asyncio.sleep(0)
+        stuck = runner.stuck
+        # the slot came back and a spare thread takes the next call at once
+        other = await asyncio.wait_for(runner.run(where, "other"), 5)
+        release.set()
+        for _ in range(100):
+            if runner.stuck == 0:
+                break
+            await asyncio.sleep(0.02)
+        return stuck, runner.stuck_total, other, runner.stuck
+
+    stuck, total, other, after = asyncio.run(scenario())
+    assert (stuck, total) == (1, 1)
+    assert other.startswith(POOL)
+    assert after == 0
+
+
+def test_without_a_pool_a_call_past_its_timeout_is_interrupted(make):
+    from core.errors import PredictTimeout
+
+    runner = make(1, 0.0, use_threads=False, inline_timeout=0.1)
+    started = time.monotonic()
+    with pytest.raises(PredictTimeout, match="interrupted"):
+        run_all(runner, [(sleeper(30), 1)])
+    assert time.monotonic() - started < 5

@@ -9,7 +9,7 @@ at a time (in the thread pool, or on the event loop when batches of that size ar
 quick, see :mod:`core.runner`); while they run, new requests keep joining the waiting
 groups, so the batch size follows the load.
 
-In the worker thread the batch's requests are transformed (``up.ml.transform_in``), their rows
+In the worker thread the batch's requests are transformed (``host.transform_in``), their rows
 concatenated along the first axis, the model called once, and its result split back by each
 request's row count: an array or list is sliced, a dict (ONNX outputs) is sliced value by
 value. A result whose length is not the batch's row count fails that batch with a clear
@@ -24,16 +24,14 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 
 from core.architectures.queued import Job, QueuedArchitecture, queue_full
-from core.errors import PredictError, RequestError
-
-if TYPE_CHECKING:
-    from core.up import UP
+from core.components import ModelHost
+from core.errors import PredictError, PredictTimeout, RequestError
 
 logger = logging.getLogger("core")
 
@@ -62,12 +60,13 @@ class _Group:
 class Batching(QueuedArchitecture):
     settings = ("max_batch_size", "max_batch_wait", *QueuedArchitecture.settings)
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
-        self.max_batch_size: int = up.conf.max_batch_size
-        self.max_batch_wait: float = up.conf.max_batch_wait / 1000.0
-        rows = up.ml.interface.rows if up.ml.interface else None
-        self.rows_name: str | None = rows.name if rows else None
+    def __init__(self, host: ModelHost) -> None:
+        super().__init__(host)
+        conf = host.conf
+        self.max_batch_size: int = conf.max_batch_size
+        self.max_batch_wait: float = conf.max_batch_wait / 1000.0
+        self.predict_timeout: float | None = conf.predict_timeout
+        self.rows_name: str | None = host.rows_name
         self._groups: dict[Any, _Group] = {}
         self._waiting = 0
         self._running = 0
@@ -102,7 +101,7 @@ class Batching(QueuedArchitecture):
             return ("unhashable", next(self._solo_ids))  # never merged
 
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
-        if self.accepting and not self.is_long_predict and self.up.ml.is_empty(data):
+        if self.accepting and not self.is_long_predict and self.host.is_empty(data):
             return []  # an empty X: nothing to run
         return await super().predict(data, predict_id)
 
@@ -110,7 +109,7 @@ class Batching(QueuedArchitecture):
         if self._waiting >= self.max_queue_size:
             raise queue_full(self._waiting, self.max_queue_size)
         rows = job.data.get(self.rows_name) if self.rows_name else None
-        if rows is None or self.up.ml.is_empty(job.data):
+        if rows is None or self.host.is_empty(job.data):
             job.rows = 0
             group = _Group(("solo", next(self._solo_ids)), solo=True)
         else:
@@ -212,15 +211,20 @@ class Batching(QueuedArchitecture):
     # ------------------------------------------------------------------ running
 
     async def _run(self, batch: list[Job]) -> None:
-        ml = self.up.ml
         self.in_flight += len(batch)
         self.batches += 1
         rows = sum(job.rows for job in batch)
         self.batched_rows += rows
-        try:  # in the thread pool, or inline when batches of this size are quick
-            outcomes = await ml.runner.run(
-                lambda: self._predict_batch(batch), ("batch", rows.bit_length())
-            )
+        # in the thread pool, or inline when batches of this size are quick
+        running = self.host.runner.run(lambda: self._predict_batch(batch), ("batch", rows.bit_length()))
+        try:
+            if self.predict_timeout is None:
+                outcomes = await running
+            else:  # past it, the batch is stuck: its slot goes to the next batch
+                outcomes = await asyncio.wait_for(running, self.predict_timeout)
+        except asyncio.TimeoutError:
+            outcomes = [PredictTimeout(f"the batch did not finish in predict_timeout = "
+                                       f"{self.predict_timeout:g} s")] * len(batch)
         except Exception as error:
             outcomes = [error] * len(batch)
         finally:
@@ -232,7 +236,7 @@ class Batching(QueuedArchitecture):
 
     def _predict_batch(self, batch: list[Job]) -> list[Any]:
         """In the worker thread: transform, merge, call the model once, split, transform back."""
-        ml = self.up.ml
+        ml = self.host
         outcomes: list[Any] = [None] * len(batch)
         if len(batch) == 1 and ml.is_empty(batch[0].data):
             return [[]]
@@ -274,11 +278,11 @@ class Batching(QueuedArchitecture):
     def info(self) -> dict[str, Any]:
         return {
             **super().info(),
-            "max_batch_wait": self.up.conf.max_batch_wait,
+            "max_batch_wait": self.host.conf.max_batch_wait,
             "worker_count": self.worker_count,
             "batches": self.batches,
             "batched_rows": self.batched_rows,
-            **self.up.ml.runner.info(),
+            **self.host.runner.info(),
         }
 
 

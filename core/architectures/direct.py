@@ -1,33 +1,33 @@
 """``directly_to_predict``: each request runs the model at once, in the thread pool.
 
-The pool has ``max_thread_loop_workers`` threads, so that many predictions run at the same
-time while the event loop stays free to answer ``/health`` and ``/info``. Predictions known to
+The pool runs ``max_thread_loop_workers`` predictions at the same time while the event loop
+stays free to answer ``/health`` and ``/info``; more wait for a free slot. Predictions known to
 be quicker than the hand-off to a thread (``max_inline_predict_ms``) run on the event loop
-instead, within the same limit (:mod:`core.runner`). There is no global lock: models that are
-not thread-safe should set ``max_thread_loop_workers = 1``.
+instead, under a timer that moves a stalled one to the pool (:mod:`core.runner`). There is no
+global lock: models that are not thread-safe should set ``max_thread_loop_workers = 1``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.components import Architecture
+from core.components import Architecture, ModelHost
 
 
 class DirectlyToPredict(Architecture):
     settings = ("use_thread_loop", "max_thread_loop_workers", "max_inline_predict_ms")
 
-    def __init__(self, up: Any) -> None:
-        super().__init__(up)
+    def __init__(self, host: ModelHost) -> None:
+        super().__init__(host)
         self.in_flight = 0
 
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
         self.in_flight += 1
         try:
-            return await self.up.ml.run_in_pool(data)
+            return await self.host.run(data)
         finally:
             self.in_flight -= 1
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "in_flight": self.in_flight, "queue_depth": 0,
-                **self.up.ml.runner.info()}
+                **self.host.runner.info()}

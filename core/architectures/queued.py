@@ -14,13 +14,9 @@ import abc
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
-from core.components import Architecture
+from core.components import Architecture, Deferred, ModelHost
 from core.errors import (
     InternalError,
     NotFound,
@@ -29,9 +25,6 @@ from core.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
-
-if TYPE_CHECKING:
-    from core.up import UP
 
 logger = logging.getLogger("core")
 
@@ -42,7 +35,8 @@ RETRY_AFTER = "1"
 class Job:
     """One request waiting for, or being run by, a worker."""
 
-    __slots__ = ("arrived", "data", "future", "predict_id", "rows")
+    __slots__ = ("abandoned", "answered", "arrived", "data", "finished", "future", "predict_id",
+                 "rows", "running")
 
     def __init__(self, data: dict[str, Any], predict_id: str, future: asyncio.Future[Any],
                  arrived: float, rows: int = 0) -> None:
@@ -51,6 +45,11 @@ class Job:
         self.future = future
         self.arrived = arrived
         self.rows = rows
+        #: A worker thread runs it now / has returned from it / it was given up while running.
+        self.running = False
+        self.finished = False
+        self.abandoned = False
+        self.answered = False  # its outcome reached the event loop
 
     def resolve(self, outcome: Any) -> None:
         """Hand back a result, or a :class:`RequestError` to answer with; ignored when the
@@ -153,9 +152,9 @@ class QueuedArchitecture(Architecture):
         "ttl_client_wait",
     )
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
-        conf = up.conf
+    def __init__(self, host: ModelHost) -> None:
+        super().__init__(host)
+        conf = host.conf
         self.max_queue_size: int = conf.max_queue_size
         self.worker_count: int = conf.worker_count or conf.max_thread_loop_workers or os.cpu_count() or 1
         self.is_long_predict: bool = conf.is_long_predict
@@ -236,31 +235,25 @@ class QueuedArchitecture(Architecture):
         self._track(job)
         if self.is_long_predict:
             self.results.add(predict_id, job.future)
-            from core.web import JSONResponse
-
-            return JSONResponse({"predict_id": predict_id}, status_code=202)
+            return Deferred(predict_id)
         return await job.future
 
     # ------------------------------------------------------------------ long predictions
 
-    def routes(self) -> list[BaseRoute]:
-        if not self.is_long_predict:
-            return []
-        return [Route("/get-predict/{predict_id}", self.get_predict, methods=["GET"])]
+    @property
+    def deferred(self) -> bool:
+        return self.is_long_predict
 
-    async def get_predict(self, request: Request) -> Response:
-        from core.web import PREDICT_ID_HEADER, dumps, error_response
-
-        predict_id = request.path_params["predict_id"]
+    async def result(self, predict_id: str) -> Any:
         try:
-            result = await self.results.get(predict_id)
-        except RequestError as error:
-            return error_response(error, predict_id)
+            return await self.results.get(predict_id)
         except asyncio.CancelledError:  # the server gave up on this request (shutdown)
             _uncancel()
-            return error_response(shutting_down(), predict_id)
-        return Response(dumps({"predict_result": result}), media_type="application/json",
-                        headers={PREDICT_ID_HEADER: predict_id})
+            raise shutting_down() from None
+
+    @property
+    def saturated(self) -> bool:
+        return self.queue_depth >= self.max_queue_size
 
     # ------------------------------------------------------------------ reporting
 

@@ -383,12 +383,22 @@ class ArchitectureContract:
         assert isinstance(info.get("in_flight"), int)
         orjson.dumps(info)
 
-    def test_routes_are_starlette_routes(self, up: Any) -> None:
-        from starlette.routing import BaseRoute
+    def test_knows_nothing_of_http(self, architecture_class: type, up: Any) -> None:
+        """An architecture gets validated values and returns results: the HTTP edge admits
+        requests. Deferred results come back through ``result(predict_id)``."""
+        import inspect
 
-        routes = up.web.architecture.routes()
-        assert isinstance(routes, list)
-        assert all(isinstance(route, BaseRoute) for route in routes)
+        from core.errors import NotFound
+
+        source = inspect.getsource(inspect.getmodule(architecture_class) or architecture_class)
+        assert "starlette" not in source, "an architecture must not build HTTP responses or routes"
+        assert isinstance(up.web.architecture.deferred, bool)
+
+        async def unknown(architecture: Any) -> Any:
+            with pytest.raises(NotFound):
+                await architecture.result("no-such-id")
+
+        self._run(up, unknown)
 
     def test_stop_answers_everything_it_was_given(self, up: Any) -> None:
         import asyncio

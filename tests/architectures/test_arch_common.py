@@ -119,9 +119,10 @@ def _fire_and_terminate(server: Any, count: int) -> list[Any]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_shutdown_answers_every_request_in_flight(arch_server: Any, mode: str) -> None:
-    # 8 requests of 0.5 s each, one at a time: 4 s of work, 2 s of grace.
+    # 8 requests of 1 s each, one at a time: 8 s of work, 2 s of grace. (Each request takes
+    # long enough that a loaded test machine still sees all 8 held before the first ends.)
     server = arch_server(
-        model_config(mode=mode, delay=0.5, worker_count=1, max_thread_loop_workers=1,
+        model_config(mode=mode, delay=1.0, worker_count=1, max_thread_loop_workers=1,
                      max_batch_size=1, max_batch_wait=0, timeout_for_shutdown_daemon=1),
         "--graceful-timeout", "2",
     )
@@ -142,9 +143,9 @@ def test_shutdown_answers_every_request_in_flight(arch_server: Any, mode: str) -
 @pytest.mark.parametrize("mode", MODES)
 def test_shutdown_finishes_what_fits_in_the_grace_period(arch_server: Any, mode: str) -> None:
     server = arch_server(
-        model_config(mode=mode, delay=0.3, worker_count=2, max_thread_loop_workers=2,
+        model_config(mode=mode, delay=1.0, worker_count=2, max_thread_loop_workers=2,
                      max_batch_wait=0),
-        "--graceful-timeout", "5",
+        "--graceful-timeout", "6",
     )
     outcomes = _fire_and_terminate(server, 6)
     assert [getattr(o, "status_code", o) for o in outcomes] == [200] * 6

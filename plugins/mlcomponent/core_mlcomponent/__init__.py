@@ -17,15 +17,15 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from core.hookspecs import Register
-    from core.up import UP
+    from core.http import Service
 
 __version__ = "0.1.0"
 
 
-def _served(up: UP) -> Any:
+def _served(service: Service) -> Any:
     from core_mlcomponent.model import InferenceFunctionModel
 
-    model = up.ml.model_obj if up.ml.loaded else None
+    model = service.model
     return model if isinstance(model, InferenceFunctionModel) else None
 
 
@@ -37,26 +37,26 @@ def register_storages(register: Register) -> None:
 
 
 @hookimpl
-def register_routes(up: UP) -> list[BaseRoute]:
-    model = _served(up)
+def register_routes(service: Service) -> list[BaseRoute]:
+    model = _served(service)
     if model is None:  # installed, but this server serves another kind of model
         return []
     from core_mlcomponent.routes import InferenceEndpoints
 
-    return InferenceEndpoints(up, model).routes()
+    return InferenceEndpoints(service, model).routes()
 
 
-@hookimpl(optionalhook=True)
-def extend_info(up: UP) -> dict[str, Any] | None:
-    """Used when core has the ``extend_info`` hook: the function and its spec in /info."""
-    model = _served(up)
+@hookimpl
+def extend_info(service: Service) -> dict[str, Any] | None:
+    """The function and its spec in /info."""
+    model = _served(service)
     return {"mlcomponent": model.describe()} if model is not None else None
 
 
-@hookimpl(optionalhook=True)
-def extend_openapi(up: UP) -> dict[str, Any] | None:
-    """Used when core has the ``extend_openapi`` hook: /inference and /files in the document."""
-    model = _served(up)
+@hookimpl
+def extend_openapi(service: Service) -> dict[str, Any] | None:
+    """/inference and /files in the document."""
+    model = _served(service)
     if model is None:
         return None
     from core_mlcomponent.routes import openapi_fragment

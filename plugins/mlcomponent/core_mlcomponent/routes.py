@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -14,37 +13,28 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.errors import (
-    BodyTooLarge,
-    InternalError,
-    InvalidRequestBody,
-    NotFound,
-    PredictError,
-    RequestError,
-    ServiceUnavailable,
-    TooManyRequests,
-)
-from core.web import PREDICT_ID_HEADER, JSONResponse, error_response, parse_json, read_body
+from core.components import Deferred
+from core.errors import InvalidRequestBody, NotFound, PredictError, RequestError
+from core.http import Admission, JSONResponse, Service, error_response, parse_json
 from core_mlcomponent.model import InferenceFunctionModel
-
-if TYPE_CHECKING:
-    from core.up import UP
 
 logger = logging.getLogger("core")
 
 #: The multipart field that carries the JSON request next to the file parts.
 REQUEST_FIELD = "request"
+#: What ``POST /inference`` takes: a JSON request, or a multipart form with files.
+INFERENCE_BODIES = ("application/json", "multipart/form-data", "")
 _TRUE = ("1", "true", "yes", "on")
 
 
 class InferenceEndpoints:
-    def __init__(self, up: UP, model: InferenceFunctionModel) -> None:
-        self.up = up
+    def __init__(self, service: Service, model: InferenceFunctionModel) -> None:
+        self.service = service
         self.model = model
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/inference", self.inference, methods=["POST"]),
+            self.service.gate.route("/inference", self.inference, accepts=INFERENCE_BODIES),
             Route("/inference", self.describe, methods=["GET"]),
             Route("/files/{name}", self.download, methods=["GET"], name="mlcomponent_file"),
         ]
@@ -62,55 +52,31 @@ class InferenceEndpoints:
         media_type = mimetypes.guess_type(original)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type, filename=original)
 
-    async def inference(self, request: Request) -> Response:
-        web = self.up.web
-        conf = self.up.conf
-        predict_id = uuid.uuid4().hex
-        limit = conf.throttling_max_requests
-        if limit is not None and web.active_predicts >= limit:
-            return error_response(TooManyRequests(
-                f"{web.active_predicts} predictions are running; the limit "
-                f"(throttling_max_requests) is {limit}", headers={"Retry-After": "1"}), predict_id)
-        web.active_predicts += 1
-        try:
-            if not web.accepting:
-                raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": "1"})
-            body, uploads = await self._read(request)
-            inline = request.query_params.get("inline", "").lower() in _TRUE or \
-                (isinstance(body, dict) and body.get("inline_files") is True)
-            call = await run_in_threadpool(self.model.prepare, body, uploads)
-            result = await self.up.plugins.hook.architecture_predict(
-                architecture=web.architecture, data={"requests": [call]}, predict_id=predict_id
-            )
-            if isinstance(result, Response):
-                result.headers[PREDICT_ID_HEADER] = predict_id
-                return result
-            answer = result[0] if isinstance(result, list) else result
-            if "error" in answer:
-                problem: RequestError = PredictError(answer["error"]) if answer.get("status", 500) >= 500 \
-                    else InvalidRequestBody(answer["error"])
-                return error_response(problem, predict_id)
-            outputs = await run_in_threadpool(self._present, answer["outputs"], request, inline)
-            return JSONResponse({"outputs": outputs, "predict_id": predict_id},
-                                headers={PREDICT_ID_HEADER: predict_id})
-        except RequestError as problem:
-            return error_response(problem, predict_id)
-        except Exception as problem:
-            logger.exception("unexpected error in /inference (predict id %s)", predict_id)
-            return error_response(InternalError(f"{type(problem).__name__}: {problem}"), predict_id)
-        finally:
-            web.active_predicts -= 1
+    async def inference(self, admission: Admission) -> Any:
+        """``POST /inference``, behind the admission gate (ids, limits, throttling,
+        ``predict_timeout``, errors)."""
+        request = admission.request
+        body, uploads = await self._read(admission)
+        inline = request.query_params.get("inline", "").lower() in _TRUE or \
+            (isinstance(body, dict) and body.get("inline_files") is True)
+        call = await run_in_threadpool(self.model.prepare, body, uploads)
+        result = await admission.predict({"requests": [call]})
+        if isinstance(result, Deferred):  # a long prediction: answered 202 by the gate
+            return result
+        answer = result[0] if isinstance(result, list) else result
+        if "error" in answer:
+            problem: RequestError = PredictError(answer["error"]) if answer.get("status", 500) >= 500 \
+                else InvalidRequestBody(answer["error"])
+            raise problem
+        outputs = await run_in_threadpool(self._present, answer["outputs"], request, inline)
+        return {"outputs": outputs, "predict_id": admission.predict_id}
 
-    async def _read(self, request: Request) -> tuple[Any, dict[str, list[tuple[bytes, str | None, str | None]]]]:
-        limit = self.up.conf.max_body_size
-        content_type = request.headers.get("content-type", "")
+    async def _read(self, admission: Admission) -> tuple[Any, dict[str, list[tuple[bytes, str | None, str | None]]]]:
+        content_type = admission.request.headers.get("content-type", "")
         if not content_type.startswith("multipart/form-data"):
-            return parse_json(await read_body(request, limit)), {}
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise BodyTooLarge(f"the body is {length} bytes; the limit (max_body_size) is {limit}")
+            return await admission.parse(parse_json), {}
         try:
-            form = await request.form(max_files=1000, max_fields=1000)
+            form = await admission.form()
         except Exception as error:  # the multipart parser's own errors
             raise InvalidRequestBody(f"cannot read the multipart body: {error}", loc=["body"]) from None
         body: Any = {}

@@ -15,21 +15,21 @@ from core import hookimpl
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from core.up import UP
+    from core.http import Service
 
 __version__ = "0.1.0"
 
 
 @hookimpl
-def register_routes(up: UP) -> list[BaseRoute]:
+def register_routes(service: Service) -> list[BaseRoute]:
     from core_protocol_v2.routes import V2Endpoints
 
-    return V2Endpoints(up).routes()
+    return V2Endpoints(service).routes()
 
 
-@hookimpl(optionalhook=True)
-def extend_openapi(up: UP) -> dict[str, Any]:
-    """Used when core has the ``extend_openapi`` hook: the V2 paths in /openapi.json."""
+@hookimpl
+def extend_openapi(service: Service) -> dict[str, Any]:
+    """The V2 paths in /openapi.json."""
     from core_protocol_v2.routes import openapi_paths
 
-    return {"paths": openapi_paths(up)}
+    return {"paths": openapi_paths(service)}

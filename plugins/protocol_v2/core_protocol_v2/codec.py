@@ -12,16 +12,15 @@ input or output at fault.
 
 from __future__ import annotations
 
-import gzip
 import math
 import struct
-import zlib
 from typing import Any
 
 import attrs
 import numpy as np
 import orjson
 
+from core.errors import RequestError
 from core_protocol_v2 import datatypes
 from core_protocol_v2.datatypes import Datatype
 
@@ -36,13 +35,16 @@ RESERVED_PARAMETERS = frozenset(
 RESERVED_TENSOR_PARAMETERS = frozenset({"binary_data_size", "binary_data", "classification"})
 
 
-class V2Error(Exception):
-    """A request the protocol refuses: answered ``{"error": message}`` with ``status``."""
+class V2Error(RequestError):
+    """A request the protocol refuses: answered ``{"error": message}`` with ``status``
+    (through the admission gate's V2 error format, :data:`core_protocol_v2.routes.V2_ERRORS`)."""
+
+    type = "v2_error"
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
-        self.status = status
+        self.status = self.status_code = status
 
 
 @attrs.define
@@ -95,20 +97,6 @@ class OutputTensor:
 
 
 # ---------------------------------------------------------------------- reading
-
-
-def decompress(body: bytes, encoding: str | None) -> bytes:
-    """Undo ``Content-Encoding: gzip`` / ``deflate`` (tritonclient's request compression)."""
-    if not encoding or encoding == "identity":
-        return body
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as error:
-        raise V2Error(f"the body is not valid {encoding} data: {error}") from None
-    raise V2Error(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none", 415)
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:

@@ -34,7 +34,7 @@ from core_protocol_v2.codec import (
 
 if TYPE_CHECKING:
     from core.analysis import ModelInterface
-    from core.up import UP
+    from core.http import Service
 
 #: ONNX element types (``tensor(float)``) as numpy dtype names.
 _ONNX_TYPES = {
@@ -103,13 +103,11 @@ class Adapter:
 
     platform = "core"
 
-    def __init__(self, up: UP) -> None:
-        self.up = up
-        self.model = up.ml.model_obj
-        interface = up.ml.interface
-        assert interface is not None
-        self.interface: ModelInterface = interface
-        self.default_output = up.conf.predict_method_name or "predict"
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.model = service.model
+        self.interface: ModelInterface = service.interface
+        self.default_output = service.conf.predict_method_name or "predict"
         self.declared_outputs = _onnx_outputs(self.model)
 
     def metadata(self) -> dict[str, Any]:
@@ -127,7 +125,7 @@ class Adapter:
         return [{"name": self.default_output, "datatype": self._default_datatype(), "shape": [-1]}]
 
     def _default_datatype(self) -> str:
-        dtype = self.up.conf.dtype_for_predict
+        dtype = self.service.conf.dtype_for_predict
         return datatypes.from_numpy(dtype) if dtype else "FP32"
 
     def data(self, request: InferRequest) -> dict[str, Any]:
@@ -223,8 +221,8 @@ class TensorAdapter(Adapter):
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
+    def __init__(self, service: Service) -> None:
+        super().__init__(service)
         # ONNX input names that are not Python identifiers (``input:0``) reach predict under
         # another argument name; V2 clients use the graph's names.
         renamed = {}
@@ -303,7 +301,7 @@ class RowsAdapter(Adapter):
             elif unnamed:
                 raise V2Error(
                     f"input(s) {', '.join(repr(t.name) for t in unnamed)} match no argument of "
-                    f"{self.up.conf.predict_method_name}(); name them "
+                    f"{self.service.conf.predict_method_name}(); name them "
                     f"{', '.join(map(repr, arguments))}, or send one input for the rows"
                 )
         else:
@@ -326,7 +324,7 @@ class RowsAdapter(Adapter):
         for key, value in request.model_parameters().items():
             if key not in arguments:
                 raise V2Error(
-                    f"unknown request parameter {key!r}; {self.up.conf.predict_method_name}() takes "
+                    f"unknown request parameter {key!r}; {self.service.conf.predict_method_name}() takes "
                     f"{', '.join(map(repr, arguments))}"
                 )
             if key in body:
@@ -334,7 +332,7 @@ class RowsAdapter(Adapter):
             body[key] = value
         if rows is not None and rows.name not in body:
             raise V2Error(f"missing input for the rows argument {rows.name!r}")
-        data = self.up.ml.validate(body)  # the scalar arguments, checked like POST /predict
+        data = self.service.validate(body)  # the scalar arguments, checked like POST /predict
         data.update(extra_tensors)
         return data
 
@@ -342,8 +340,8 @@ class RowsAdapter(Adapter):
 class NativeAdapter(Adapter):
     """A model object that implements the V2 model protocol."""
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
+    def __init__(self, service: Service) -> None:
+        super().__init__(service)
         meta = self.model.v2_metadata()
         self.platform = str(meta.get("platform", "core"))
         self._meta = meta
@@ -384,13 +382,12 @@ class NativeAdapter(Adapter):
         return tensors
 
 
-def adapter_for(up: UP) -> Adapter:
+def adapter_for(service: Service) -> Adapter:
     """The adapter that fits the served model."""
-    if is_v2_model(up.ml.model_obj):
-        return NativeAdapter(up)
-    interface = up.ml.interface
-    assert interface is not None
+    if is_v2_model(service.model):
+        return NativeAdapter(service)
+    interface = service.interface
     if interface.arguments and all(a.tensor is not None for a in interface.arguments):
-        return TensorAdapter(up)
-    return RowsAdapter(up)
+        return TensorAdapter(service)
+    return RowsAdapter(service)
 

@@ -13,7 +13,7 @@ class EchoRowsArchitecture(core.Architecture):
     settings = ("max_thread_loop_workers",)
 
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
-        return {"custom": await self.up.ml.run_in_pool(data)}
+        return {"custom": await self.host.run(data)}
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "custom": True, "queue_depth": 0, "in_flight": 0}

@@ -1,0 +1,191 @@
+"""Reading a request body under the gate's limits: size, time, content type and encoding.
+
+:func:`read_body` is the one place a prediction route's body is read. It holds whatever way
+the body comes:
+
+* its size: a ``Content-Length`` over ``max_body_size`` is refused before a byte is read, and a
+  chunked body (no ``Content-Length``) is refused as soon as it passes the limit, so a worker
+  never holds more than the limit of one body;
+* its encoding: ``Content-Encoding: gzip`` or ``deflate`` is undone as it arrives, and the limit
+  holds for the *decompressed* size (decompression stops at the limit: a small bomb cannot
+  inflate into memory); any other encoding is 415;
+* its time: a body that has not arrived ``body_timeout`` seconds after the request began is
+  408 and the connection is closed (the gate says so with ``Connection: close``), so a client
+  that trickles its body holds neither a prediction slot nor the connection for long.
+
+The content type is checked before reading (:func:`check_content_type`): a route names the
+media types it takes, and anything else is 415, so a form posted cross-site as ``text/plain``
+never reaches a model.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from core.errors import BodyTooLarge, InvalidRequestBody, RequestError, RequestTimeout
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+#: Bytes decompressed at a time: the most a compressed body inflates between two checks.
+_INFLATE_STEP = 1 << 20
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was complete: nobody is left to answer."""
+
+
+class UnsupportedMediaType(RequestError):
+    """The body's ``Content-Type`` or ``Content-Encoding`` is not one the route takes."""
+
+    status_code = 415
+    type = "unsupported_media_type"
+
+
+def header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
+    """The first value of the request header ``name`` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+def media_type(value: bytes | None) -> str | None:
+    """``b"Application/JSON; charset=utf-8"`` -> ``"application/json"``; None when absent."""
+    if value is None:
+        return None
+    return value.split(b";", 1)[0].strip().decode("latin-1").lower() or None
+
+
+def takes(accepts: tuple[str, ...], kind: str | None) -> bool:
+    """Whether a route that takes ``accepts`` takes a body of media type ``kind``.
+
+    ``accepts`` holds media types (``application/json``), wildcards (``application/*``,
+    ``*/*``) and ``""`` for a body sent without a ``Content-Type`` (non-browser clients; a
+    browser always sends one). ``application/json`` also takes ``application/<x>+json``.
+    """
+    if kind is None:
+        return "" in accepts
+    if kind in accepts or "*/*" in accepts:
+        return True
+    major = kind.split("/", 1)[0]
+    if f"{major}/*" in accepts:
+        return True
+    return kind.endswith("+json") and kind.startswith("application/") and "application/json" in accepts
+
+
+def check_content_type(scope: MutableMapping[str, Any], accepts: tuple[str, ...]) -> None:
+    """Raise 415 unless the request's ``Content-Type`` is one of ``accepts``."""
+    kind = media_type(header(scope, b"content-type"))
+    if not takes(accepts, kind):
+        shown = ", ".join(a for a in accepts if a) or "none"
+        got = f"Content-Type {kind!r}" if kind else "no Content-Type"
+        raise UnsupportedMediaType(f"this route takes {shown}; the request has {got}",
+                                   loc=["header", "content-type"])
+
+
+def _decoder(encoding: bytes | None) -> Any:
+    """A zlib decompressor for ``Content-Encoding``, None for none; 415 for anything else."""
+    if encoding is None:
+        return None
+    name = encoding.strip().lower()
+    if name in (b"", b"identity"):
+        return None
+    if name in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if name == b"deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or raw-deflate header, detected
+    raise UnsupportedMediaType(
+        f"Content-Encoding {name.decode('latin-1')!r} is not supported; send gzip, deflate or none",
+        loc=["header", "content-encoding"],
+    )
+
+
+def too_large(limit: int, what: str = "the body") -> BodyTooLarge:
+    return BodyTooLarge(f"{what} is over the limit (max_body_size) of {limit} bytes")
+
+
+async def read_body(scope: MutableMapping[str, Any], receive: Receive, limit: int) -> bytes:
+    """The whole body of the request in ``scope``, decoded, at most ``limit`` bytes.
+
+    :raises BodyTooLarge: (413) the body, or what it decompresses to, is over ``limit``.
+    :raises UnsupportedMediaType: (415) a ``Content-Encoding`` other than gzip or deflate.
+    :raises ClientGone: the client disconnected first.
+
+    The time limit is the gate's (it cancels the read at its deadline).
+    """
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(f"the body is {length.decode()} bytes; the limit (max_body_size) is {limit}")
+    decoder = _decoder(header(scope, b"content-encoding"))
+    if decoder is None:
+        return await _read_plain(receive, limit)
+    return await _read_decoded(receive, limit, decoder)
+
+
+async def _read_plain(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # one message: as it came
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+async def _read_decoded(receive: Receive, limit: int, decoder: Any) -> bytes:
+    out = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        data = message.get("body", b"")
+        try:
+            while data:
+                out += decoder.decompress(data, min(_INFLATE_STEP, limit + 1 - len(out)))
+                if len(out) > limit:
+                    raise too_large(limit, "the decompressed body")
+                data = decoder.unconsumed_tail
+            if not message.get("more_body", False):
+                out += decoder.flush()
+                if len(out) > limit:
+                    raise too_large(limit, "the decompressed body")
+                if not decoder.eof:
+                    raise _bad_encoding("the compressed data ends early")
+                if decoder.unused_data:
+                    raise _bad_encoding("data follows the end of the compressed stream")
+                return bytes(out)
+        except zlib.error as error:
+            raise _bad_encoding(str(error)) from None
+
+
+def _bad_encoding(problem: str) -> RequestError:
+    return InvalidRequestBody(f"the body is not valid for its Content-Encoding: {problem}",
+                              loc=["body"])
+
+
+def timed_out(seconds: float) -> RequestTimeout:
+    return RequestTimeout(f"the body did not arrive within body_timeout = {seconds:g} s",
+                          loc=["body"])
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; 400 naming the problem for an empty or invalid one."""
+    if not body:
+        raise InvalidRequestBody("the body is empty; send a JSON object", loc=["body"])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None

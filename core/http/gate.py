@@ -1,0 +1,360 @@
+"""The admission gate: the one door every route that runs a model goes through.
+
+core's ``POST /predict``, the V2 protocol's ``infer``, the MLComponent routes and the routes a
+user adds are all :class:`Gate` endpoints (``gate.route(path, handler)``). For each request the
+gate, in this order:
+
+1. gives it a predict id (``X-Predict-Id`` on every answer, errors included);
+2. refuses it with 503 once the server has stopped accepting (end of a graceful shutdown);
+3. checks its ``Content-Type`` against what the route takes (415);
+4. reads its body under ``max_body_size`` and ``body_timeout``, whatever way it comes
+   (:mod:`core.http.body`: 413, 408 with the connection closed, 415 for an unknown encoding);
+5. only then takes a prediction slot (``throttling_max_requests``, 429 with ``Retry-After``), so
+   a slow body holds no slot;
+6. runs the route's handler, which parses the body (:meth:`Admission.parse` moves large ones
+   off the event loop) and predicts through :meth:`Admission.predict`: the row limit
+   (``throttling_max_request_len``, 429), the architecture, and ``predict_timeout`` (504);
+7. writes the answer, or turns whatever was raised into the route's error format
+   (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (4xx) is one
+   log line at most, never a traceback; an unexpected one is a JSON 500 logged with its
+   traceback; work cancelled by the server's shutdown is answered 503.
+
+While the server drains (after SIGTERM) every answer carries ``Connection: close``, so a client
+does not send another request on a connection that is about to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.components import Deferred
+from core.errors import (
+    InternalError,
+    PredictTimeout,
+    RequestError,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
+from core.http.ids import new_predict_id
+from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, dumps
+
+logger = logging.getLogger("core")
+
+T = TypeVar("T")
+Scope = MutableMapping[str, Any]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+#: ``predict(data, predict_id)``: the architecture, through the ``architecture_predict`` hook.
+PredictCall = Callable[[dict[str, Any], str], Awaitable[Any]]
+Handler = Callable[["Admission"], Awaitable[Any]]
+
+#: What a JSON route takes: JSON (``application/*+json`` too), or no ``Content-Type`` at all.
+JSON_BODIES = ("application/json", "")
+#: Bodies larger than this are parsed in a thread (:meth:`Admission.parse`).
+OFFLOAD_BYTES = 256 * 1024
+#: Methods whose requests carry a body that the gate reads.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+RETRY_AFTER = "1"
+
+
+@attrs.frozen
+class Limits:
+    """The gate's settings (config keys of the same names); ``None`` is no limit."""
+
+    max_body_size: int = 32 * 1024 * 1024
+    body_timeout: float = 30.0
+    throttling_max_requests: int | None = None
+    throttling_max_request_len: int | None = None
+    predict_timeout: float | None = None
+
+    @classmethod
+    def from_config(cls, conf: Any) -> Limits:
+        return cls(**{field.name: getattr(conf, field.name) for field in attrs.fields(cls)})
+
+
+class Gate:
+    """Admits requests to the model: see the module docstring for what it checks, in order.
+
+    :param limits: the limits to hold.
+    :param predict: runs one validated request: ``await predict(data, predict_id)``.
+    :param row_count: how many rows a validated request holds (None: no rows argument).
+    :param rows_name: the rows argument's name, for messages.
+    """
+
+    def __init__(self, limits: Limits, predict: PredictCall,
+                 row_count: Callable[[dict[str, Any]], int | None] = lambda data: None,
+                 rows_name: str | None = None) -> None:
+        self.limits = limits
+        self._predict = predict
+        self._row_count = row_count
+        self._rows_name = rows_name
+        #: Requests holding a prediction slot now.
+        self.active = 0
+        #: Set when a graceful shutdown begins: answers close their connection.
+        self.draining = False
+        #: Cleared when the grace period ends: new requests are answered 503.
+        self.accepting = True
+        #: Requests answered 503 because the server shut down before they finished.
+        self.cancelled = 0
+
+    # ------------------------------------------------------------------ building routes
+
+    def endpoint(self, handler: Handler, *, accepts: Sequence[str] | None = JSON_BODIES,
+                 errors: ErrorFormat = CORE_ERRORS, predicts: bool = True,
+                 timeout: float | None = None) -> GatedEndpoint:
+        """An ASGI app that admits each request, then awaits ``handler(admission)``.
+
+        :param handler: the route's work; it returns the answer: ``bytes`` (a JSON body), a
+            Starlette ``Response``, a :class:`core.components.Deferred` (202 with the predict
+            id), or anything :func:`core.http.dumps` serialises.
+        :param accepts: the media types the route's body may have (see
+            :func:`core.http.body.takes`); ``None`` takes any.
+        :param errors: how errors are written (default: core's format).
+        :param predicts: whether a request takes a prediction slot (``throttling_max_requests``)
+            once its body is read.
+        :param timeout: seconds the whole handler may take (504 past them), for routes that do
+            not predict through :meth:`Admission.predict`.
+        """
+        return GatedEndpoint(self, handler, None if accepts is None else tuple(accepts), errors,
+                             predicts, timeout)
+
+    def route(self, path: str, handler: Handler, *, methods: Sequence[str] = ("POST",),
+              name: str | None = None, **options: Any) -> Route:
+        """A Starlette route serving ``handler`` behind the gate (``options`` as for
+        :meth:`endpoint`)."""
+        return Route(path, self.endpoint(handler, **options), methods=list(methods), name=name)
+
+    # ------------------------------------------------------------------ slots
+
+    def take(self) -> None:
+        """Take a prediction slot, or raise 429."""
+        limit = self.limits.throttling_max_requests
+        if limit is not None and self.active >= limit:
+            raise TooManyRequests(
+                f"{self.active} predictions are running; the limit (throttling_max_requests) "
+                f"is {limit}", headers={"Retry-After": RETRY_AFTER},
+            )
+        self.active += 1
+
+    def release(self) -> None:
+        self.active -= 1
+
+    @property
+    def saturated(self) -> bool:
+        """Whether a new prediction would be refused 429 now."""
+        limit = self.limits.throttling_max_requests
+        return limit is not None and self.active >= limit
+
+    # ------------------------------------------------------------------ deadlines
+
+    async def deadline(self, awaitable: Awaitable[T], seconds: float,
+                       error: Callable[[], RequestError]) -> T:
+        """``await awaitable``, or raise ``error()`` after ``seconds`` (the awaitable is
+        cancelled). One timer, no extra task: cheap enough for every request."""
+        task = asyncio.current_task()
+        assert task is not None
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not fired:
+                raise
+            _uncancel(task)
+            raise error() from None
+        finally:
+            handle.cancel()
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        """The request's body within ``max_body_size`` and ``body_timeout``."""
+        limits = self.limits
+        return await self.deadline(read_body(scope, receive, limits.max_body_size),
+                                   limits.body_timeout, lambda: timed_out(limits.body_timeout))
+
+    def check_rows(self, data: dict[str, Any]) -> None:
+        """Raise 429 when ``data`` holds more rows than ``throttling_max_request_len``."""
+        limit = self.limits.throttling_max_request_len
+        if limit is None:
+            return
+        count = self._row_count(data)
+        if count is not None and count > limit:
+            name = self._rows_name or "the request"
+            raise TooManyRequests(
+                f"{name} has {count} rows; the limit (throttling_max_request_len) is {limit}",
+                loc=["body", self._rows_name] if self._rows_name else ["body"],
+            )
+
+
+class Admission:
+    """One admitted request, handed to a route's handler.
+
+    :ivar predict_id: the request's id (sent back as ``X-Predict-Id``).
+    :ivar body: the whole body, decoded and within the limits (``b""`` for a GET).
+    :ivar scope: the ASGI scope.
+    """
+
+    __slots__ = ("_request", "body", "gate", "predict_id", "receive", "scope")
+
+    def __init__(self, gate: Gate, scope: Scope, receive: Receive, predict_id: str) -> None:
+        self.gate = gate
+        self.scope = scope
+        self.receive = receive
+        self.predict_id = predict_id
+        self.body = b""
+        self._request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        """The Starlette request: headers, path and query parameters; ``await
+        request.body()`` and ``await request.form()`` read :attr:`body`, already here."""
+        if self._request is None:
+            request = Request(self.scope, self.receive)
+            request._body = self.body  # read by the gate: the request must not read it again
+            self._request = request
+        return self._request
+
+    async def parse(self, parse: Callable[..., T], *args: Any) -> T:
+        """``parse(body, *args)``: here for a small body, in a thread for a large one
+        (over :data:`OFFLOAD_BYTES`), so that parsing never stalls the event loop."""
+        if len(self.body) <= OFFLOAD_BYTES:
+            return parse(self.body, *args)
+        return await asyncio.get_running_loop().run_in_executor(None, parse, self.body, *args)
+
+    async def form(self, *, max_files: int = 1000, max_fields: int = 1000) -> Any:
+        """The multipart or urlencoded form in :attr:`body` (its parts are within the limit
+        the body was read under). Close it with ``await form.close()``."""
+        return await self.request.form(max_files=max_files, max_fields=max_fields,
+                                       max_part_size=self.gate.limits.max_body_size)
+
+    async def predict(self, data: dict[str, Any]) -> Any:
+        """Run validated ``data`` through the architecture: the row limit, then
+        ``predict_timeout``. Returns the JSON-ready result or a
+        :class:`core.components.Deferred`."""
+        gate = self.gate
+        gate.check_rows(data)
+        pending = gate._predict(data, self.predict_id)
+        timeout = gate.limits.predict_timeout
+        if timeout is None:
+            return await pending
+        return await gate.deadline(pending, timeout, lambda: PredictTimeout(
+            f"the prediction did not finish in predict_timeout = {timeout:g} s"))
+
+
+class GatedEndpoint:
+    """The ASGI app :meth:`Gate.endpoint` returns (Starlette's ``Route`` mounts it as it is)."""
+
+    def __init__(self, gate: Gate, handler: Handler, accepts: tuple[str, ...] | None,
+                 errors: ErrorFormat, predicts: bool, timeout: float | None) -> None:
+        self.gate = gate
+        self.handler = handler
+        self.accepts = accepts
+        self.errors = errors
+        self.predicts = predicts
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        admission = Admission(self.gate, scope, receive, new_predict_id())
+        try:
+            outcome = await self._admit(admission)
+        except RequestError as error:
+            await self._send_error(send, admission, error)
+            return
+        except ClientGone:  # nobody is left to answer
+            logger.info("predict id %s: the client disconnected before its body was complete",
+                        admission.predict_id)
+            return
+        except asyncio.CancelledError:  # the server gave up on this request (shutdown)
+            _uncancel(asyncio.current_task())
+            self.gate.cancelled += 1
+            await self._send_error(send, admission, ServiceUnavailable(
+                "the server is shutting down and could not finish this request in its grace "
+                "period; send it again", headers={"Retry-After": RETRY_AFTER}), close=True)
+            return
+        except Exception as error:  # a bug in core, a plugin or a route: still JSON
+            logger.exception("unexpected error serving %s (predict id %s)", scope.get("path"),
+                             admission.predict_id)
+            await self._send_error(send, admission, InternalError(f"{type(error).__name__}: {error}"))
+            return
+        await self._send(send, admission, outcome)
+
+    async def _admit(self, admission: Admission) -> Any:
+        gate = self.gate
+        scope = admission.scope
+        if not gate.accepting:
+            raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
+        if scope["method"] in BODY_METHODS:
+            if self.accepts is not None:
+                check_content_type(scope, self.accepts)
+            admission.body = await gate.read(scope, admission.receive)
+        if not self.predicts:
+            return await self._handle(admission)
+        gate.take()
+        try:
+            return await self._handle(admission)
+        finally:
+            gate.release()
+
+    def _handle(self, admission: Admission) -> Awaitable[Any]:
+        if self.timeout is None:
+            return self.handler(admission)
+        seconds = self.timeout
+        return self.gate.deadline(self.handler(admission), seconds, lambda: PredictTimeout(
+            f"the request did not finish in predict_timeout = {seconds:g} s"))
+
+    async def _send(self, send: Send, admission: Admission, outcome: Any) -> None:
+        if isinstance(outcome, Response):
+            outcome.headers[PREDICT_ID_HEADER] = admission.predict_id
+            if self.gate.draining:
+                outcome.headers["connection"] = "close"
+            await outcome(admission.scope, admission.receive, send)
+            return
+        status = 200
+        if isinstance(outcome, Deferred):
+            status, outcome = 202, {"predict_id": outcome.predict_id}
+        body = outcome if isinstance(outcome, bytes) else dumps(outcome)
+        await self._write(send, status, body, admission.predict_id, (), self.gate.draining)
+
+    async def _send_error(self, send: Send, admission: Admission, error: RequestError,
+                          close: bool = False) -> None:
+        if error.status_code < 500:
+            logger.debug("predict id %s: %s %s", admission.predict_id, error.status_code, error.msg)
+        status, body = self.errors.render(error, admission.predict_id)
+        # 408, and a 413 or 415 whose body was not read: the connection cannot be reused
+        close = close or self.gate.draining or error.status_code in (408, 413, 415)
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+        await self._write(send, status, body, admission.predict_id, headers, close)
+
+    @staticmethod
+    async def _write(send: Send, status: int, body: bytes, predict_id: str,
+                     extra: Sequence[tuple[bytes, bytes]], close: bool) -> None:
+        headers = [
+            (b"content-type", JSON_TYPE),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-predict-id", predict_id.encode()),
+            *extra,
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _uncancel(task: asyncio.Task[Any] | None) -> None:
+    """Forget a cancellation that was answered (Python 3.11+ counts them)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
