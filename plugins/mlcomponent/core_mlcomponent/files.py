@@ -22,8 +22,9 @@ read, so they hold on ``POST /inference``, ``POST /predict`` and V2 ``infer`` al
 4. **Outputs are written where the server says.** A FILE output gets a fresh generated path
    (``<32 random hex digits>-<name>``) that no other request can know in advance; a client
    cannot choose an output path (``output_fields[].data`` is refused), so no request can
-   overwrite another's output. A FILE output the function returns is checked as in rule 2 and
-   moved to a generated name unless it has one.
+   overwrite another's output; just before the function runs, each output path is checked to
+   be still free. A FILE output the function returns (FILE by its own datatype, the request's
+   or the docstring's) is checked as in rule 2 and moved to a generated name unless it has one.
 5. **Uploads get generated names.** A client's file name is only a hint: it is cut to its last
    component and to the characters ``A-Za-z0-9._-``, so ``../../etc/passwd`` becomes
    ``<hex>-passwd`` inside the folder; the file is created with ``O_EXCL`` (never through a
@@ -36,7 +37,10 @@ read, so they hold on ``POST /inference``, ``POST /predict`` and V2 ``infer`` al
    (regular files only; a symlink is never followed nor removed), and refused even before
    the sweeper runs.
 
-These rules need a POSIX system (``O_NOFOLLOW``, ``O_DIRECTORY`` and ``dir_fd``).
+These rules need a POSIX system (``O_NOFOLLOW``, ``O_DIRECTORY`` and ``dir_fd``). What they
+cannot cover: the function opens the paths it is given itself, so a file that a process with
+write access to the folder swaps for a symlink between the check and that open is followed by
+the function. Neither the server nor a client can create a symlink there.
 """
 
 from __future__ import annotations
@@ -60,8 +64,13 @@ logger = logging.getLogger("core")
 NAME = re.compile(r"^[0-9a-f]{32}(?:-[A-Za-z0-9._-]{1,120})?$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC  # NONBLOCK: a FIFO never hangs
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: What the rules need of the system (Linux, macOS and the BSDs have it; Windows does not).
+POSIX = bool(_NOFOLLOW and _DIRECTORY and _NONBLOCK) and {os.open, os.rename} <= os.supports_dir_fd
+_DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC  # NONBLOCK: a FIFO never hangs
 _CHUNK = 64 * 1024
 
 
@@ -90,6 +99,9 @@ class FileExchange:
     """One exchange folder with its time-to-live (see the module docstring for the rules)."""
 
     def __init__(self, folder: str | os.PathLike[str], ttl: float) -> None:
+        if not POSIX:
+            raise ValueError("the exchange folder's checks need a POSIX system (O_NOFOLLOW, O_DIRECTORY, "
+                             "dir_fd), which this one is not")
         path = Path(folder).expanduser()
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -112,7 +124,7 @@ class FileExchange:
     def save(self, content: bytes, hint: str | None = None) -> Path:
         """Write ``content`` to a new generated file (``O_EXCL``: never over anything)."""
         path = self.new_path(hint)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC, 0o666)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666)
         with open(fd, "wb") as file:
             file.write(content)
         return path
@@ -166,7 +178,7 @@ class FileExchange:
         """``(parent directory fd, file fd)`` for ``parts``, walking from the folder with
         ``O_NOFOLLOW`` on every component; the file is a regular file with one link."""
         try:
-            directory = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+            directory = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
         except OSError:
             raise Refused(reference) from None
         fd = -1
@@ -217,7 +229,7 @@ class FileExchange:
             if len(parts) == 1 and NAME.match(parts[0]):
                 return parts[0]
             target = self.new_path(parts[-1]).name
-            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+            root = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
             try:
                 os.rename(parts[-1], target, src_dir_fd=directory, dst_dir_fd=root)
             except OSError:
