@@ -4,7 +4,7 @@
 - ``plugin-<name>``: one plugin's tests in a venv holding the core and that plugin (plus the
   plugins its tests serve models with, listed in ``TEST_NEEDS``);
 - ``all_plugins``: every plugin installed, the core's tests re-run in full;
-- ``lint`` (ruff) and ``types`` (mypy).
+- ``lint`` (ruff) and ``types`` (mypy), both on the core and every plugin.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ TEST_NEEDS: dict[str, list[str]] = {
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
 }
+
+
+def _packages(name: str) -> list[str]:
+    """A plugin's package folders (those with an ``__init__.py``, next to its ``pyproject.toml``)."""
+    folder = ROOT / "plugins" / name
+    return sorted(str(init.parent.relative_to(ROOT)) for init in folder.glob("*/__init__.py")
+                  if init.parent.name != "tests")
 
 
 def _install_core(session: nox.Session) -> None:
@@ -65,15 +72,19 @@ def all_plugins(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff on the core, the plugins (their packages and tests), the benches and examples."""
     session.install("ruff")
     session.run("ruff", "check", "core", "tests", "plugins", "bench", "examples", "noxfile.py")
 
 
 @nox.session
 def types(session: nox.Session) -> None:
+    """mypy on the core and every plugin's package, with the settings of ``[tool.mypy]`` for
+    all; every plugin is installed so that what they import resolves."""
     _install_core(session)
+    _install_plugins(session, PLUGINS)
     session.install("mypy")
-    session.run("mypy", "core")
+    session.run("mypy", "core", *[package for name in PLUGINS for package in _packages(name)])
 
 
 @nox.session(default=False)

@@ -1,9 +1,12 @@
 """``InferenceFunctionModel``: seed 003's ``inference`` function as a ``core`` model object.
 
-``predict(requests)`` takes a list of calls, each ``{"parameters", "inputs", "output_fields"}``
-already checked by :meth:`InferenceFunctionModel.prepare`, and returns one answer per call:
-``{"outputs": [...]}`` or ``{"error": "...", "status": 500}``. Because the calls are the rows
-argument, every architecture works, batching included (a batch is several calls).
+``predict(requests)`` takes a list of calls, each ``{"parameters", "inputs", "output_fields"}``,
+and returns one answer per call: ``{"outputs": [...]}`` or ``{"error": "...", "status": ...}``
+(with ``"detail"`` for a refused call). Calls :meth:`InferenceFunctionModel.prepare` made
+(``/inference``, V2) are run as they are; any other call (``POST /predict``) is prepared first,
+so every path gets the same checks, the exchange folder's boundary included (the rules are in
+:mod:`core_mlcomponent.files`). Because the calls are the rows argument, every architecture
+works, batching included (a batch is several calls).
 
 **The model object between calls.** The function returns ``(outputs, model)``; that ``model``
 is passed to the next call, and the first call gets ``model=None``. The objects live in a pool
@@ -26,12 +29,11 @@ import logging
 import mimetypes
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidRequestBody, PredictError, ValidationError
+from core.errors import InvalidRequestBody, PredictError, RequestError, ValidationError
 from core_mlcomponent import spec as specs
-from core_mlcomponent.files import FileExchange, OutsideFolder
+from core_mlcomponent.files import FileExchange, Refused
 
 logger = logging.getLogger("core")
 
@@ -66,8 +68,44 @@ class ModelPool:
         return self._slots
 
 
+#: Multipart files by input name: ``(content, filename, content_type)`` each.
+Uploads = dict[str, list[tuple[bytes, str | None, str | None]]]
+
+#: Where a FILE input's content comes from: ``("bytes", (content, filename), content_type)``
+#: or ``("path", checked path, content_type)``.
+Source = tuple[str, Any, "str | None"]
+
+_OUTPUT_DATA = ("the server chooses where outputs are written (a fresh file in the exchange folder for "
+                "a FILE output, given to the function in output_fields); leave 'data' out")
+
+
 def _detail(loc: list[str | int], msg: str, type_: str = "value_error") -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": type_}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+class PreparedCall(dict[str, Any]):
+    """A call :meth:`InferenceFunctionModel.prepare` checked: ``{"parameters", "inputs",
+    "output_fields"}``. Only the server makes these (JSON cannot), so :meth:`predict` knows
+    which calls still need the checks: every other call (``POST /predict``) gets them there."""
+
+
+def error_answer(error: RequestError) -> dict[str, Any]:
+    """A refused call as one answer of :meth:`InferenceFunctionModel.predict`."""
+    return {"error": error.msg, "status": error.status_code, "detail": error.details}
+
+
+def answer_error(answer: dict[str, Any]) -> RequestError:
+    """The :class:`~core.errors.RequestError` for an ``{"error", "status"}`` answer."""
+    status = answer.get("status", 500)
+    if status >= 500:
+        return PredictError(answer["error"])
+    if status == 422 and answer.get("detail"):
+        return ValidationError(answer["detail"])
+    return InvalidRequestBody(answer["error"])
 
 
 class InferenceFunctionModel:
@@ -100,39 +138,45 @@ class InferenceFunctionModel:
 
     # ------------------------------------------------------------------ checking a request
 
-    def prepare(self, body: Any, uploads: dict[str, list[tuple[bytes, str | None, str | None]]]
-                | None = None) -> dict[str, Any]:
+    def prepare(self, body: Any, uploads: Uploads | None = None, *,
+                inline_files: bool = True) -> PreparedCall:
         """Check a seed-format request against the spec, save its files, and return the call.
 
+        Every value that names a file is checked here against the exchange folder (see the
+        rules in :mod:`core_mlcomponent.files`): FILE inputs by the datatype the request gives
+        or, when it gives none, the one the docstring declares; output paths are the server's.
+
         :param uploads: multipart files by input name: ``(content, filename, content_type)``.
-        :raises InvalidRequestBody: (400) malformed, or a path outside the exchange folder.
-        :raises ValidationError: (422) unknown or missing inputs, wrong datatypes or shapes.
+        :param inline_files: whether the body may carry ``inline_files`` (``/inference`` only).
+        :raises InvalidRequestBody: (400) not a JSON object.
+        :raises ValidationError: (422) unknown or missing inputs, wrong datatypes, values or
+            shapes, a FILE reference that is not a file in the exchange folder, an output path.
         """
         if not isinstance(body, dict):
             raise InvalidRequestBody("the request must be a JSON object with 'inputs'", loc=["body"])
-        unknown = [k for k in body if k not in ("parameters", "inputs", "output_fields", "inline_files")]
+        known = ("parameters", "inputs", "output_fields", *(("inline_files",) if inline_files else ()))
+        unknown = [k for k in body if k not in known]
         if unknown:
-            raise ValidationError([_detail(["body", k], "unknown field; a request has parameters, "
-                                           "inputs, output_fields (and inline_files)", "extra_forbidden")
-                                   for k in unknown])
+            raise ValidationError([_detail(["body", k], f"unknown field; a request has {', '.join(known)}",
+                                           "extra_forbidden") for k in unknown])
         parameters = body.get("parameters") or []
         if not isinstance(parameters, list):
             raise ValidationError([_detail(["body", "parameters"], "must be a list of [name, value] pairs")])
         raw_inputs = body.get("inputs") or []
         if not isinstance(raw_inputs, list) or not all(isinstance(i, dict) for i in raw_inputs):
             raise ValidationError([_detail(["body", "inputs"], "must be a list of input objects")])
-        raw_inputs = [dict(i) for i in raw_inputs]
         uploads = dict(uploads or {})
+        listed: list[tuple[dict[str, Any], list[tuple[bytes, str | None, str | None]] | None]] = []
         for item in raw_inputs:  # a listed FILE input whose content came as a multipart part
             name = item.get("name")
-            if isinstance(name, str) and name in uploads and "data" not in item and "base64" not in item:
-                item["_uploads"] = uploads.pop(name)
-                item.setdefault("datatype", "FILE")
+            files = uploads.pop(name, None) if isinstance(name, str) and "data" not in item \
+                and "base64" not in item else None
+            listed.append((item, files))
         for name, files in uploads.items():  # parts not listed in the JSON: FILE inputs
-            raw_inputs.append({"name": name, "datatype": "FILE", "_uploads": files})
+            listed.append(({"name": name, "datatype": "FILE"}, files))
 
         details: list[dict[str, Any]] = []
-        inputs = [self._check_input(i, item, details) for i, item in enumerate(raw_inputs)]
+        inputs = [self._check_input(i, item, files, details) for i, (item, files) in enumerate(listed)]
         names = [i["name"] for i in inputs if i is not None]
         if self.spec.inputs:
             for name in names:
@@ -154,9 +198,10 @@ class InferenceFunctionModel:
             raise ValidationError(details)
         # every check passed: only now write files
         ready = [self._materialise(i) for i in inputs if i is not None]
-        return {"parameters": parameters, "inputs": ready, "output_fields": output_fields}
+        return PreparedCall(parameters=parameters, inputs=ready, output_fields=output_fields)
 
-    def _check_input(self, index: int, item: dict[str, Any], details: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _check_input(self, index: int, item: dict[str, Any], uploads: list[tuple[bytes, str | None, str | None]]
+                     | None, details: list[dict[str, Any]]) -> dict[str, Any] | None:
         name = item.get("name")
         loc: list[str | int] = ["body", "inputs", name if isinstance(name, str) else index]
         if not isinstance(name, str) or not name:
@@ -166,6 +211,8 @@ class InferenceFunctionModel:
         field = self.spec.inputs.get(name)
         if datatype is None and field is not None and field.datatype:
             datatype = field.datatype
+        if datatype is None and uploads is not None:
+            datatype = "FILE"
         if datatype not in specs.DATATYPES:
             details.append(_detail([*loc, "datatype"], f"datatype must be one of {', '.join(specs.DATATYPES)}, "
                                    f"got {datatype!r}", "type_error"))
@@ -177,7 +224,7 @@ class InferenceFunctionModel:
         content_type = item.get("content_type") or (field.content_type if field else None)
         out: dict[str, Any] = {"name": name, "datatype": datatype, "content_type": content_type}
         if datatype == "FILE":
-            sources = self._file_sources(item, loc, details)
+            sources = self._file_sources(item, uploads, loc, details)
             if sources is None:
                 return None
             count = len(sources)
@@ -201,15 +248,16 @@ class InferenceFunctionModel:
         out["shape"] = shape
         return out
 
-    def _file_sources(self, item: dict[str, Any], loc: list[str | int],
-                      details: list[dict[str, Any]]) -> list[tuple[str, Any, str | None]] | None:
-        """Where a FILE input's content comes from: uploads, base64, or exchanged files."""
-        if "_uploads" in item:
-            return [("bytes", (content, filename), ctype) for content, filename, ctype in item["_uploads"]]
+    def _file_sources(self, item: dict[str, Any], uploads: list[tuple[bytes, str | None, str | None]] | None,
+                      loc: list[str | int], details: list[dict[str, Any]]) -> list[Source] | None:
+        """Where a FILE input's content comes from: uploads, base64, or exchanged files (each
+        checked against the folder: a regular file there, reached without symlinks)."""
+        if uploads is not None:
+            return [("bytes", (content, filename), ctype) for content, filename, ctype in uploads]
         if "base64" in item:
             encoded = item["base64"]
             items = encoded if isinstance(encoded, list) else [encoded]
-            sources: list[tuple[str, Any, str | None]] = []
+            sources: list[Source] = []
             for text in items:
                 try:
                     content = base64.b64decode(text, validate=True) if isinstance(text, str) else None
@@ -218,10 +266,12 @@ class InferenceFunctionModel:
                 if content is None:
                     details.append(_detail([*loc, "base64"], "must be base64 text (or a list of them)", "type_error"))
                     return None
-                sources.append(("bytes", (content, item.get("filename")), item.get("content_type")))
+                filename = item.get("filename")
+                sources.append(("bytes", (content, filename if isinstance(filename, str) else None),
+                                item.get("content_type")))
             return sources
         data = item.get("data")
-        references = data if isinstance(data, list) else [data]
+        references: list[Any] = data if isinstance(data, list) else [data]
         if data is None or not all(isinstance(r, str) and r for r in references):
             details.append(_detail(loc, "a FILE input needs an upload (multipart), 'base64' content, or "
                                    "'data' naming a file in the exchange folder", "missing"))
@@ -229,12 +279,10 @@ class InferenceFunctionModel:
         sources = []
         for reference in references:
             try:
-                path = self.exchange.from_reference(reference)
-            except OutsideFolder as error:
-                raise InvalidRequestBody(f"input {item['name']!r}: {error}; refused",
-                                         loc=[*loc, "data"]) from None
-            except FileNotFoundError as error:
-                details.append(_detail([*loc, "data"], str(error), "not_found"))
+                path = self.exchange.reference(reference)
+            except Refused as error:
+                details.append(_detail([*loc, "data"], f"{error}; send the file itself (multipart or base64), "
+                                       f"or name one the server gave you", "not_found"))
                 return None
             sources.append(("path", path, item.get("content_type")))
         return sources
@@ -270,6 +318,9 @@ class InferenceFunctionModel:
                 details.append(_detail(["body", "output_fields", index], "needs a string 'name'", "missing"))
                 continue
             name = item["name"]
+            if not _empty(item.get("data")):
+                details.append(_detail(["body", "output_fields", name, "data"], _OUTPUT_DATA, "extra_forbidden"))
+                continue
             declared = self.spec.outputs.get(name)
             if self.spec.outputs and declared is None:
                 details.append(_detail(["body", "output_fields", name],
@@ -298,15 +349,22 @@ class InferenceFunctionModel:
     # ------------------------------------------------------------------ calling
 
     def predict(self, requests: Any) -> list[dict[str, Any]]:
-        """Run each prepared call; one answer per call (see the module docstring)."""
+        """Run each call; one answer per call (see the module docstring). A call that did not
+        come through :meth:`prepare` (``POST /predict``) goes through it here, so it gets the
+        same checks; a refused call is answered ``{"error", "status", "detail"}``."""
         calls = requests.tolist() if hasattr(requests, "tolist") else list(requests)
         return [self._run(call) for call in calls]
 
-    def _run(self, call: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, call: Any) -> dict[str, Any]:
+        if not isinstance(call, PreparedCall):
+            try:
+                call = self.prepare(call, inline_files=False)
+            except RequestError as error:
+                return error_answer(error)
         try:
             self._gate(call)
-        except OutsideFolder as error:
-            return {"error": f"{error}; refused", "status": 400}
+        except RequestError as error:
+            return error_answer(error)
         model = self.pool.acquire()
         try:
             result = self.function(call["parameters"], call["inputs"], call["output_fields"],
@@ -324,30 +382,43 @@ class InferenceFunctionModel:
         self.calls += 1
         try:
             return {"outputs": self._collect(outputs, call["output_fields"])}
-        except (OutsideFolder, FileNotFoundError, ValueError) as error:
+        except ValueError as error:  # Refused included
             return {"error": f"{self.function_name} returned a bad output: {error}", "status": 500}
 
-    def _gate(self, call: dict[str, Any]) -> None:
-        """The last check before the function runs (also for calls that came through
-        ``POST /predict`` without :meth:`prepare`): every path is inside the folder."""
-        for item in call.get("inputs") or []:
-            if isinstance(item, dict) and item.get("datatype") == "FILE":
-                data = item.get("data")
+    def _gate(self, call: PreparedCall) -> None:
+        """The last check before the function runs: every FILE input is still a regular file
+        in the folder (nothing was swapped for a symlink since :meth:`prepare`), and every
+        output path is a fresh generated one."""
+        details = []
+        for item in call["inputs"]:
+            if item["datatype"] == "FILE":
+                data = item["data"]
                 for path in data if isinstance(data, list) else [data]:
-                    self.exchange.inside(str(path))
-        for item in call.get("output_fields") or []:
-            if isinstance(item, dict) and item.get("datatype") == "FILE" and item.get("data") is not None:
-                self.exchange.inside(str(item["data"]))
+                    try:
+                        self.exchange.reference(path)
+                    except Refused as error:
+                        details.append(_detail(["body", "inputs", item["name"], "data"], str(error), "not_found"))
+        for field in call["output_fields"]:
+            if "data" in field and not self.exchange.is_fresh(field["data"]):
+                details.append(_detail(["body", "output_fields", field["name"], "data"], _OUTPUT_DATA,
+                                       "extra_forbidden"))
+        if details:
+            raise ValidationError(details)
 
     def _collect(self, outputs: Any, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(outputs, list) or not all(isinstance(o, dict) and "name" in o for o in outputs):
             raise ValueError("outputs must be a list of {name, datatype, data, shape} dicts")
-        wanted = {f["name"] for f in fields}
+        wanted = {f["name"]: f for f in fields}
         collected = []
         for output in outputs:
             if wanted and output["name"] not in wanted:
                 continue
             output = dict(output)
+            declared = self.spec.outputs.get(output["name"])
+            if output.get("datatype") is None:  # a FILE output is one by any account
+                datatype = wanted.get(output["name"], {}).get("datatype") or (declared.datatype if declared else None)
+                if datatype is not None:
+                    output["datatype"] = datatype
             if output.get("datatype") == "FILE":
                 data = output.get("data")
                 paths = data if isinstance(data, list) else [data]
@@ -374,7 +445,7 @@ class InferenceFunctionModel:
                 outputs: list[str] | None) -> dict[str, Any]:
         """V2 inputs -> a prepared call (``{"requests": [call]}``)."""
         items: list[dict[str, Any]] = []
-        uploads: dict[str, list[tuple[bytes, str | None, str | None]]] = {}
+        uploads: Uploads = {}
         for tensor in inputs:
             name, v2type = tensor["name"], tensor["datatype"]
             field = self.spec.inputs.get(name)
@@ -405,7 +476,7 @@ class InferenceFunctionModel:
         if outputs is not None:
             body["output_fields"] = outputs
         try:
-            call = self.prepare(body, uploads)
+            call = self.prepare(body, uploads, inline_files=False)
         except ValidationError as error:
             raise ValueError("; ".join(f"{'.'.join(map(str, d['loc'][1:]))}: {d['msg']}"
                                        for d in error.details)) from None
@@ -416,7 +487,7 @@ class InferenceFunctionModel:
     def v2_outputs(self, result: Any) -> list[dict[str, Any]]:
         answer = result[0] if isinstance(result, list) else result
         if "error" in answer:
-            raise PredictError(answer["error"])
+            raise answer_error(answer)
         tensors = []
         for output in answer["outputs"]:
             datatype = output.get("datatype")
@@ -425,10 +496,10 @@ class InferenceFunctionModel:
                 names = data if isinstance(data, list) else [data]
                 contents = []
                 for name in names:
-                    path = self.exchange.lookup(name)
-                    if path is None:
+                    content = self.exchange.read(name)
+                    if content is None:
                         raise PredictError(f"output file {name!r} disappeared")
-                    contents.append(Path(path).read_bytes())
+                    contents.append(content)
                 ctype = output.get("content_type")
                 tensors.append({"name": output["name"], "datatype": "BYTES", "data": contents,
                                 "shape": [len(contents)],

@@ -5,18 +5,19 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
+import os
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from core.components import Deferred
-from core.errors import InvalidRequestBody, NotFound, PredictError, RequestError
+from core.errors import InvalidRequestBody, NotFound
 from core.http import Admission, JSONResponse, Service, error_response, parse_json
-from core_mlcomponent.model import InferenceFunctionModel
+from core_mlcomponent.model import InferenceFunctionModel, answer_error
 
 logger = logging.getLogger("core")
 
@@ -43,14 +44,20 @@ class InferenceEndpoints:
         return JSONResponse(self.model.describe())
 
     async def download(self, request: Request) -> Response:
+        """``GET /files/{name}``: a file the server generated, streamed from the descriptor that
+        was checked (never a symlink, see :meth:`FileExchange.open_generated`), else 404."""
         name = request.path_params["name"]
-        path = self.model.exchange.lookup(name)
-        if path is None:
+        exchange = self.model.exchange
+        file = exchange.open_generated(name)
+        if file is None:
             return error_response(NotFound(f"no file {name!r}: unknown, or expired after "
-                                           f"{self.model.exchange.ttl:g}s", loc=["path", "name"]))
-        original = name.split("-", 1)[1] if "-" in name else name
+                                           f"{exchange.ttl:g}s", loc=["path", "name"]))
+        original = name.split("-", 1)[1] if "-" in name else name  # generated: only safe characters
         media_type = mimetypes.guess_type(original)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type, filename=original)
+        return StreamingResponse(exchange.chunks(file), media_type=media_type, headers={
+            "content-length": str(os.fstat(file.fileno()).st_size),
+            "content-disposition": f'attachment; filename="{original}"',
+        })
 
     async def inference(self, admission: Admission) -> Any:
         """``POST /inference``, behind the admission gate (ids, limits, throttling,
@@ -65,9 +72,7 @@ class InferenceEndpoints:
             return result
         answer = result[0] if isinstance(result, list) else result
         if "error" in answer:
-            problem: RequestError = PredictError(answer["error"]) if answer.get("status", 500) >= 500 \
-                else InvalidRequestBody(answer["error"])
-            raise problem
+            raise answer_error(answer)
         outputs = await run_in_threadpool(self._present, answer["outputs"], request, inline)
         return {"outputs": outputs, "predict_id": admission.predict_id}
 
@@ -108,8 +113,8 @@ class InferenceEndpoints:
                 if inline:
                     contents = []
                     for name in names:
-                        path = self.model.exchange.lookup(name)
-                        contents.append(base64.b64encode(path.read_bytes()).decode() if path else None)
+                        content = self.model.exchange.read(name)
+                        contents.append(base64.b64encode(content).decode() if content is not None else None)
                     output["base64"] = contents if isinstance(output["data"], list) else contents[0]
             presented.append(output)
         return presented

@@ -95,7 +95,7 @@ class DiskStorage(Storage):
                 raise ModelLoadError(
                     f"disk storage: cannot read {path}: {error.strerror or error}"
                 ) from None
-        return [LoadedFile(path=path, raw_data=raw_data)]  # type: ignore[arg-type]
+        return [LoadedFile(path=path, raw_data=raw_data)]
 
     def check(self) -> None:
         """Raise :class:`~core.errors.ConfigError` if the path is missing, unreadable, or
