@@ -1,7 +1,9 @@
 """docs/plugins.md, followed as a reader would: its files are written into an empty folder,
 the distribution is pip-installed (into a throw-away folder only the child processes see),
 ``core plugins`` lists it, its own tests (the contract suite and a real server) pass, and the
-console output the guide shows is what ``core`` prints."""
+console output the guide shows is what ``core`` prints. The guide's second project, the
+``core-route-csv`` route plugin (its files are captioned ``core-route-csv/...``), is installed
+and tested the same way."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import pytest
 pytestmark = pytest.mark.plugins  # the guide's end-to-end test serves a pickle
 GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
 CAPTION = re.compile(r"^`([\w./-]+)`:$")
+#: The guide's route plugin: files captioned under this folder are its project's.
+ROUTE_PROJECT = "core-route-csv"
 FIRST_LINE = re.compile(r"^# ([\w./-]+\.py)$")
 
 
@@ -46,24 +50,47 @@ def console_lines(command: str) -> list[str]:
     return found.group(1).splitlines()
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("guide")
-    project = root / "core-storage-zip"
-    for name, text in guide_files().items():
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(text)
-    (project / "README.md").write_text("# core-storage-zip\n")
-    site = root / "site"
+def project_files(route: bool) -> dict[str, str]:
+    """The files of the storage project (``route`` False) or of the route plugin."""
+    prefix = ROUTE_PROJECT + "/"
+    return {name.removeprefix(prefix): text for name, text in guide_files().items()
+            if name.startswith(prefix) == route}
+
+
+def install(root: Path, name: str, files: dict[str, str]) -> tuple[Path, Path, dict[str, str]]:
+    """Write a project from the guide and pip-install it into a folder of its own."""
+    project = root / name
+    for path, text in files.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text)
+    (project / "README.md").write_text(f"# {name}\n")
+    site = root / f"site-{name}"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(project)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
     return project, site, {**env, "PYTHONPATH": str(site)}
 
 
-def test_the_guide_names_every_file_of_its_project_tree():
-    assert set(guide_files()) == {"pyproject.toml", "core_storage_zip/__init__.py", "tests/conftest.py",
-                                  "tests/test_zip_storage.py", "tests/test_served.py"}
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    return install(tmp_path_factory.mktemp("guide"), "core-storage-zip", project_files(route=False))
+
+
+def test_the_guide_names_every_file_of_its_project_trees():
+    assert set(project_files(route=False)) == {"pyproject.toml", "core_storage_zip/__init__.py",
+                                               "tests/conftest.py", "tests/test_zip_storage.py",
+                                               "tests/test_served.py"}
+    assert set(project_files(route=True)) == {"pyproject.toml", "core_route_csv/__init__.py",
+                                              "tests/test_route.py"}
+
+
+def test_the_route_plugins_own_tests_pass(tmp_path):
+    """The guide's route plugin, installed, serves /predict/csv behind the admission gate."""
+    project, _site, env = install(tmp_path, ROUTE_PROJECT, project_files(route=True))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                            cwd=project, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b2 passed", result.stdout), result.stdout
 
 
 def test_core_plugins_lists_the_installed_storage(installed):
