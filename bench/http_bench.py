@@ -20,9 +20,13 @@ turns, and keeps each server's median run. Exits 1 if a cell misses the target
 failed start).
 
 Other servers: ``--variant NAME='TOML'`` adds a core server whose config is the benchmark's
-config plus the TOML keys, e.g. ``--variant batching='mode = "batching"'``; ``--servers``
-picks which servers run (default: baseline, core and every variant). Every core-like server is
-compared with the baseline.
+config plus the TOML keys, e.g. ``--variant batching='mode = "batching"'``;
+``--revision NAME=REV`` adds a core server running the code of a git revision (its ``core``
+and the two plugins the benchmark needs, exported with ``git archive`` and put first on the
+server's ``PYTHONPATH``), so a change is measured against the code before it in one run, e.g.
+``--revision before=HEAD~1``; ``--servers`` picks which servers run (default: baseline, core,
+every variant and revision). Every core-like server is compared with the baseline. Core-like
+servers load only the plugins the benchmark needs (``CORE_LOAD_PLUGINS=disk,onnx``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ BASELINE = "baseline"
 CONNECTIONS = (1, 16, 64)
 ROWS = (1, 100)
 WRK = "wrk"
+
+#: The plugins a core-like server loads: what the benchmark's config needs, the same for all.
+CORE_PLUGINS = {"disk": "storage_disk", "onnx": "binarizer_onnx"}
 
 #: The benchmark's core config; ``path_to_files`` is filled in at run time.
 CORE_CONFIG: dict[str, Any] = {
@@ -137,8 +144,8 @@ def write_core_config(path: Path, model: Path, overrides: dict[str, Any]) -> Pat
     return path
 
 
-def make_servers(names: list[str], variants: dict[str, dict[str, Any]], model: Path,
-                 workdir: Path) -> list[Server]:
+def make_servers(names: list[str], variants: dict[str, dict[str, Any]], revisions: dict[str, str],
+                 model: Path, workdir: Path) -> list[Server]:
     servers = []
     for name in names:
         env = {**os.environ, "PYTHONPATH": python_path()}
@@ -146,17 +153,33 @@ def make_servers(names: list[str], variants: dict[str, dict[str, Any]], model: P
             env.update(BASELINE_MODEL=str(model), BASELINE_INTRA_OP_THREADS="1")
             servers.append(Server(name, "bench.baseline_app:app", env))
             continue
-        if name != "core" and name not in variants:
-            raise SystemExit(f"unknown server {name!r}: use baseline, core or a --variant name")
+        if name != "core" and name not in variants and name not in revisions:
+            raise SystemExit(f"unknown server {name!r}: use baseline, core, a --variant or a --revision name")
         config = write_core_config(workdir / f"{name}.toml", model, variants.get(name, {}))
         env["CORE_CONFIG"] = str(config)
+        env["CORE_LOAD_PLUGINS"] = ",".join(CORE_PLUGINS)
+        if name in revisions:
+            env["PYTHONPATH"] = python_path(export_revision(revisions[name], workdir / f"rev-{name}"))
         servers.append(Server(name, "core.app:app", env))
     return servers
 
 
-def python_path() -> str:
-    """PYTHONPATH with the repository first, so that ``bench.baseline_app`` imports."""
-    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+def export_revision(revision: str, folder: Path) -> list[Path]:
+    """The code of ``revision`` in ``folder`` (``git archive``): the folders to put first on
+    ``PYTHONPATH`` so that ``core`` and the benchmark's plugins import from it."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision],
+                             capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"--revision {revision}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return [folder, *(folder / "plugins" / plugin for plugin in CORE_PLUGINS.values())]
+
+
+def python_path(first: list[Path] | None = None) -> str:
+    """PYTHONPATH with ``first``, then the repository (``bench.baseline_app`` imports)."""
+    parts = [*(str(p) for p in first or ()), str(REPO), os.environ.get("PYTHONPATH")]
+    return os.pathsep.join(filter(None, parts))
 
 
 def free_port() -> int:
@@ -498,6 +521,13 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         raise argparse.ArgumentTypeError(f"--variant {name}: bad TOML: {error}") from None
 
 
+def parse_revision(text: str) -> tuple[str, str]:
+    name, sep, revision = text.partition("=")
+    if not sep or not name or not revision or name in (BASELINE, "core"):
+        raise argparse.ArgumentTypeError(f"--revision wants NAME=REV, got {text!r}")
+    return name, revision
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0,
@@ -511,6 +541,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variant", action="append", type=parse_variant, default=[],
                         metavar="NAME='KEY = VALUE; ...'",
                         help="a core server with extra config keys (TOML; ';' separates keys)")
+    parser.add_argument("--revision", action="append", type=parse_revision, default=[],
+                        metavar="NAME=REV",
+                        help="a core server running the code of git revision REV (e.g. before=HEAD~1)")
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the servers")
     parser.add_argument("--client-cpu", default="1", help="taskset CPU list for wrk")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -521,7 +554,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.seconds, args.warmup = 3.0, 1.0
     args.variants = dict(args.variant)
-    args.servers = args.servers or [BASELINE, "core", *args.variants]
+    args.revisions = dict(args.revision)
+    args.servers = args.servers or [BASELINE, "core", *args.variants, *args.revisions]
     if BASELINE not in args.servers:
         parser.error("--servers must include baseline: every server is compared with it")
     return args
@@ -539,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="core-http-bench-"))
     try:
         model = http_bench_model(workdir)
-        servers = make_servers(args.servers, args.variants, model, workdir)
+        servers = make_servers(args.servers, args.variants, args.revisions, model, workdir)
         scripts = {rows: write_wrk_script(workdir, rows) for rows in ROWS}
         with running(servers, args.server_cpu, workdir):
             for rows in ROWS:
