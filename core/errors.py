@@ -57,6 +57,10 @@ class RequestError(CoreError):
         self.headers = headers or {}
         self.details = details or [{"loc": loc or [], "msg": msg, "type": self.type}]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other arguments: rebuild from the state, not from __init__'s.
+        return _rebuild, (type(self), self.__dict__)
+
 
 class InvalidRequestBody(RequestError):
     """The body is not JSON, or not a JSON object."""
@@ -132,3 +136,11 @@ class InternalError(RequestError):
 
     status_code = 500
     type = "internal_error"
+
+
+def _rebuild(cls: type[RequestError], state: dict[str, Any]) -> RequestError:
+    """Unpickle a RequestError (see :meth:`RequestError.__reduce__`)."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("msg", ""))
+    error.__dict__.update(state)
+    return error

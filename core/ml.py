@@ -27,8 +27,8 @@ from core.errors import (
     RequestError,
 )
 from core.runner import PredictRunner
-from core.transformers import check_dtype_applies
-from core.validation import RequestValidator
+from core.transformers import NumpyTransformer, check_dtype_applies
+from core.validation import BodyReader, RequestValidator
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -73,6 +73,7 @@ class ML:
         self._given_model = model
         self.interface: ModelInterface | None = None
         self.validator: RequestValidator | None = None
+        self.body_reader: BodyReader | None = None
         self.transformer_in: Transformer | None = None
         self.transformer_out: Transformer | None = None
         self.runner = PredictRunner(1, 0.0, use_threads=False)
@@ -227,6 +228,11 @@ class ML:
             {"dtype": conf.dtype_for_predict}, "dtype_for_predict",
         )
         self.validator = RequestValidator(self.interface, conf.dtype_for_predict)
+        # A large body is read in another process: with core's numpy transformer (and no
+        # plugin wrapping it), its arrays are converted there too (core.validation.BodyReader).
+        numpy_in = type(self.transformer_in) is NumpyTransformer and \
+            not self.up.plugins.overridden("transformer_to_model")
+        self.body_reader = BodyReader(self.validator.portable(), self.transformer_in if numpy_in else None)
         self._array_args = tuple(a for a in self.interface.arguments if a.kind == "array")
         self._bind_transformer_hooks()
         self.runner.shutdown()

@@ -7,12 +7,18 @@ good request pays for one conversion and a bad one gets a precise 422.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import numpy as np
+import orjson
 
 from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, ModelInterface
-from core.errors import ValidationError
+from core.errors import InvalidRequestBody, ValidationError
+
+if TYPE_CHECKING:
+    from core.components import Transformer
 
 MAX_DETAILS = 20
 #: The most dimensions a numpy array has (numpy's NPY_MAXDIMS): deeper lists are no tensor.
@@ -25,6 +31,53 @@ def _detail(loc: Loc, msg: str, type_: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": type_}
 
 
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; 400 naming the problem for an empty or invalid one."""
+    if not body:
+        raise InvalidRequestBody("the body is empty; send a JSON object", loc=["body"])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None
+
+
+def _no_model(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("a portable validator does not call the model")
+
+
+@attrs.frozen
+class BodyReader:
+    """A ``POST /predict`` body (JSON bytes) -> the validated values; picklable, so that a
+    large body can be read in another process (:meth:`core.http.Admission.parse`), where
+    holding the GIL for a long parse stalls no event loop.
+
+    :ivar validator: the model's validator, without the model (:meth:`RequestValidator.portable`).
+    :ivar transformer: the input transformer to apply to array arguments when read in another
+        process (so that what comes back is arrays, quick to hand over, not millions of
+        Python objects), or None to hand the values back as validated. Only set for
+        core's own ``numpy`` transformer, whose ``to_model`` leaves an array of the right
+        dtype as it is when the request path calls it again.
+    """
+
+    validator: RequestValidator
+    transformer: Transformer | None = None
+
+    def __call__(self, body: bytes) -> dict[str, Any]:
+        """Read here: parse and validate."""
+        return self.validator.validate(parse_json(body))
+
+    def offloaded(self, body: bytes) -> dict[str, Any]:
+        """Read in another process: parse, validate, and convert the array arguments."""
+        values = self(body)
+        if self.transformer is not None:
+            for argument in self.validator.interface.arguments:
+                if argument.kind == "array" and argument.name in values:
+                    # a value it cannot convert stays: the request path's transform names it
+                    with contextlib.suppress(Exception):
+                        values[argument.name] = self.transformer.to_model(values[argument.name], argument)
+        return values
+
+
 class RequestValidator:
     """Validates ``/predict`` bodies for one model interface."""
 
@@ -32,6 +85,10 @@ class RequestValidator:
         self.interface = interface
         self.arguments = {a.name: a for a in interface.arguments}
         self.dtype_for_predict = dtype_for_predict
+
+    def portable(self) -> RequestValidator:
+        """This validator without the model (its interface's predict callable), to pickle."""
+        return RequestValidator(attrs.evolve(self.interface, predict=_no_model), self.dtype_for_predict)
 
     def validate(self, body: Any) -> dict[str, Any]:
         """Return the validated values by argument name, or raise a 422 naming every problem."""

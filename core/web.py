@@ -40,7 +40,6 @@ from core.http import (
     dumps,
     error_response,
     new_predict_id,
-    parse_json,
 )
 
 if TYPE_CHECKING:
@@ -162,9 +161,11 @@ class Web:
             gate.accepting = False
         if self.architecture is not None:
             await self.architecture.stop(self.up.conf.timeout_for_shutdown_daemon)
-        if gate is not None and gate.cancelled:
-            logger.warning("shutdown: %d request(s) could not finish in the grace period and "
-                           "were answered 503", gate.cancelled)
+        if gate is not None:
+            gate.close()
+            if gate.cancelled:
+                logger.warning("shutdown: %d request(s) could not finish in the grace period and "
+                               "were answered 503", gate.cancelled)
         self.started.clear()
 
     # ------------------------------------------------------------------ probes
@@ -199,14 +200,13 @@ class Web:
 
     async def _predict(self, admission: Admission) -> Any:
         """``POST /predict``: the body's predict arguments -> ``{"predict_result": ...}``."""
-        data = await admission.parse(self._validated)
+        reader = self.up.ml.body_reader
+        assert reader is not None
+        data = await admission.parse(reader, large=reader.offloaded)
         result = await admission.predict(data)
         if isinstance(result, Deferred):
             return result
         return dumps({"predict_result": result})
-
-    def _validated(self, body: bytes) -> dict[str, Any]:
-        return self.up.ml.validate(parse_json(body))
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": self.up.conf.name, "version": self.up.conf.version})

@@ -24,9 +24,10 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
-
 from core.errors import BodyTooLarge, InvalidRequestBody, RequestError, RequestTimeout
+from core.validation import parse_json
+
+__all__ = ["ClientGone", "UnsupportedMediaType", "check_content_type", "parse_json", "read_body"]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -180,12 +181,3 @@ def timed_out(seconds: float) -> RequestTimeout:
     return RequestTimeout(f"the body did not arrive within body_timeout = {seconds:g} s",
                           loc=["body"])
 
-
-def parse_json(body: bytes) -> Any:
-    """The JSON document in ``body``; 400 naming the problem for an empty or invalid one."""
-    if not body:
-        raise InvalidRequestBody("the body is empty; send a JSON object", loc=["body"])
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidRequestBody(f"invalid JSON: {error}", loc=["body"]) from None

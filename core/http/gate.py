@@ -11,8 +11,9 @@ gate, in this order:
    (:mod:`core.http.body`: 413, 408 with the connection closed, 415 for an unknown encoding);
 5. only then takes a prediction slot (``throttling_max_requests``, 429 with ``Retry-After``), so
    a slow body holds no slot;
-6. runs the route's handler, which parses the body (:meth:`Admission.parse` moves large ones
-   off the event loop) and predicts through :meth:`Admission.predict`: the row limit
+6. runs the route's handler, which parses the body (:meth:`Admission.parse` reads a large one
+   in another process, so that no parse holds the GIL, and with it the event loop, for long)
+   and predicts through :meth:`Admission.predict`: the row limit
    (``throttling_max_request_len``, 429), the architecture, and ``predict_timeout`` (504);
 7. writes the answer, or turns whatever was raised into the route's error format
    (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (4xx) is one
@@ -45,6 +46,7 @@ from core.errors import (
 )
 from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
 from core.http.ids import new_predict_id
+from core.http.parser_process import ParserProcess, ParserProcessError
 from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, dumps
 
 logger = logging.getLogger("core")
@@ -58,7 +60,7 @@ Handler = Callable[["Admission"], Awaitable[Any]]
 
 #: What a JSON route takes: JSON (``application/*+json`` too), or no ``Content-Type`` at all.
 JSON_BODIES = ("application/json", "")
-#: Bodies larger than this are parsed in a thread (:meth:`Admission.parse`).
+#: Bodies larger than this are parsed off the event loop (:meth:`Admission.parse`).
 OFFLOAD_BYTES = 256 * 1024
 #: Methods whose requests carry a body that the gate reads.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -104,6 +106,23 @@ class Gate:
         self.accepting = True
         #: Requests answered 503 because the server shut down before they finished.
         self.cancelled = 0
+        self._parser = ParserProcess()
+
+    # ------------------------------------------------------------------ large bodies
+
+    async def offload(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in the gate's parser process (:mod:`core.http.parser_process`,
+        started on first use): a parse there holds no GIL of this process, so the event loop
+        keeps answering. If the process cannot be had, or dies, the call runs in a thread."""
+        try:
+            return await self._parser.call(call, *args)
+        except ParserProcessError as error:
+            logger.warning("a large body is parsed in a thread: %s", error)
+        return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+
+    def close(self) -> None:
+        """Stop the parser process (server shutdown)."""
+        self._parser.close()
 
     # ------------------------------------------------------------------ building routes
 
@@ -227,11 +246,17 @@ class Admission:
             self._request = request
         return self._request
 
-    async def parse(self, parse: Callable[..., T], *args: Any) -> T:
-        """``parse(body, *args)``: here for a small body, in a thread for a large one
-        (over :data:`OFFLOAD_BYTES`), so that parsing never stalls the event loop."""
+    async def parse(self, parse: Callable[..., T], *args: Any,
+                    large: Callable[..., T] | None = None) -> T:
+        """``parse(body, *args)`` here for a small body. A large one (over
+        :data:`OFFLOAD_BYTES`) is read off the event loop: by ``large(body, *args)`` in the
+        gate's parser process when given (it and ``args`` must pickle: a module-level function
+        or a picklable object's method), else by ``parse`` in a thread (which frees the loop
+        between Python instructions, not during one long C call such as a JSON parse)."""
         if len(self.body) <= OFFLOAD_BYTES:
             return parse(self.body, *args)
+        if large is not None:
+            return await self.gate.offload(large, self.body, *args)
         return await asyncio.get_running_loop().run_in_executor(None, parse, self.body, *args)
 
     async def form(self, *, max_files: int = 1000, max_fields: int = 1000) -> Any:
