@@ -77,7 +77,39 @@ class WrongRowsModel:
         return x.sum(axis=1)[:-1] if len(x) > 1 else x.sum(axis=1)
 
 
-MODELS = {"sum": SumModel, "dict": DictModel, "wrong_rows": WrongRowsModel}
+class FaultyModel:
+    """Quick row sums, except where a row's first value asks for a fault:
+
+    ``-1`` raises, ``-2`` hangs (sleeps ``HANG`` seconds), ``-3`` is slow (1 s), ``-4``
+    segfaults, ``-5`` exits the process. A fault row looks like any other row of its size, so
+    a kind of call promoted to run inline meets it there.
+    """
+
+    HANG = 6.0
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    def predict(self, X: Any) -> Any:
+        x = np.asarray(X, dtype=np.float64)
+        self.recorder.record(len(x))
+        first = set(x[:, 0].tolist()) if x.size else set()
+        if -1.0 in first:
+            raise ValueError("the model refuses this row")
+        if -2.0 in first:
+            time.sleep(self.HANG)
+        if -3.0 in first:
+            time.sleep(1.0)
+        if -4.0 in first:
+            import ctypes
+
+            ctypes.string_at(0)  # a segmentation fault
+        if -5.0 in first:
+            os._exit(1)
+        return x.sum(axis=1)
+
+
+MODELS = {"sum": SumModel, "dict": DictModel, "wrong_rows": WrongRowsModel, "faulty": FaultyModel}
 
 
 @attrs.define(kw_only=True)
