@@ -3,10 +3,11 @@
 The public surface: :class:`UP` and :class:`Config` (the seeds' life cycle), the component
 contracts plugins implement (:class:`Storage`, :class:`Binarizer`, :class:`Transformer`,
 :class:`Architecture`, :class:`LoadedFile`), the hook marker :data:`hookimpl`, and
-:class:`Tensor` for declaring array arguments.
+:class:`Tensor` and :class:`Outputs` for declaring a model's inputs and outputs (see
+"Describing a model's tensors" in docs/plugins.md).
 """
 
-from core.analysis import Argument, Tensor
+from core.analysis import Argument, Outputs, Tensor
 from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
 from core.config import Config
 from core.hookspecs import hookimpl
@@ -21,6 +22,7 @@ __all__ = [
     "Binarizer",
     "Config",
     "LoadedFile",
+    "Outputs",
     "Storage",
     "Tensor",
     "Transformer",

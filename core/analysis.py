@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -37,12 +37,107 @@ COLUMN_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: :attr:`Tensor.kind` of an array of ``dtype`` and ``shape``.
+TENSOR = "tensor"
+#: :attr:`Tensor.kind` of a sequence holding one mapping ``{key: value}`` per row, keys of
+#: ``key_dtype`` and values of ``dtype``: what a classifier exported by skl2onnx with its
+#: default options (ZipMap) returns as probabilities, ``[{"a": 0.9, "b": 0.1}, ...]``.
+SEQUENCE_OF_MAPS = "sequence_of_maps"
+TENSOR_KINDS = (TENSOR, SEQUENCE_OF_MAPS)
+
+
+def _check_kind(instance: Tensor, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in TENSOR_KINDS:
+        raise ValueError(f"Tensor kind must be one of {', '.join(TENSOR_KINDS)}, got {value!r}")
+
+
+def _check_key_dtype(instance: Tensor, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if (value is None) != (instance.kind != SEQUENCE_OF_MAPS):
+        raise ValueError(f"Tensor key_dtype is set exactly when kind is {SEQUENCE_OF_MAPS!r}")
+
+
 @attrs.frozen
 class Tensor:
-    """An array argument's element type and shape (``None`` for a dimension of any size)."""
+    """What a model declares about one of its inputs or outputs (see "Describing a model's
+    tensors" in docs/plugins.md).
+
+    As a predict parameter's annotation it declares an array argument; in :class:`Outputs`
+    (the predict function's return annotation) one output.
+
+    :ivar dtype: the element type, as numpy names it (``float32``, ``int64``, ``bool``...)
+        or ``string`` for text.
+    :ivar shape: one entry per dimension, ``None`` for a dimension of any size (the rows);
+        ``None`` when even the rank is unknown.
+    :ivar name: the model's own name for an input, when it differs from the Python argument
+        name (the ONNX input ``input:0`` is the argument ``input_0``): protocols that speak
+        the model's names (V2) show and accept this one. ``None``: the argument's name.
+    :ivar kind: :data:`TENSOR` (an array of ``dtype`` and ``shape``, the default) or
+        :data:`SEQUENCE_OF_MAPS` (one mapping per row, values of ``dtype``, keys of
+        ``key_dtype``; ``shape`` is then the sequence's, ``(None,)``).
+    :ivar key_dtype: the keys' type of a :data:`SEQUENCE_OF_MAPS` (``string`` or ``int64``);
+        ``None`` for a :data:`TENSOR`.
+    """
 
     dtype: str = "float32"
     shape: tuple[int | None, ...] | None = None
+    name: str | None = attrs.field(default=None, kw_only=True)
+    kind: str = attrs.field(default=TENSOR, kw_only=True, validator=_check_kind)
+    key_dtype: str | None = attrs.field(default=None, kw_only=True, validator=_check_key_dtype)
+
+
+def _output_items(value: Any) -> tuple[tuple[str, Tensor], ...]:
+    """``Outputs``' argument (a mapping or pairs, in order) as checked ``(name, Tensor)`` pairs."""
+    pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
+    if not pairs:
+        raise ValueError("Outputs needs at least one output")
+    seen: set[str] = set()
+    for pair in pairs:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"Outputs takes a mapping of name -> core.Tensor, got {pair!r}")
+        name, tensor = pair
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"an output's name must be a non-empty string, got {name!r}")
+        if name in seen:
+            raise ValueError(f"output {name!r} is declared twice")
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"output {name!r} must be a core.Tensor, got {type(tensor).__name__}")
+        seen.add(name)
+    return tuple(pairs)
+
+
+@attrs.frozen(repr=False)
+class Outputs(Mapping[str, Tensor]):
+    """What a predict function returns, declared as its return annotation: an ordered
+    mapping of output name -> :class:`Tensor`::
+
+        def predict(self, X: core.Tensor("float32", (None, 4))) -> core.Outputs({
+            "label": core.Tensor("int64", (None,)),
+            "probabilities": core.Tensor("float32", (None, 3)),
+        }): ...
+
+    The function then returns a dict with those keys (or, for several outputs, a tuple in
+    that order; for one output, the value itself). Analysis puts it in
+    :attr:`ModelInterface.outputs`, where protocols (V2 metadata and inference) read it. A
+    return annotation that is a single :class:`Tensor` declares one output named after the
+    predict method.
+    """
+
+    _items: tuple[tuple[str, Tensor], ...] = attrs.field(converter=_output_items)
+
+    def __getitem__(self, name: str) -> Tensor:
+        for key, tensor in self._items:
+            if key == name:
+                return tensor
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Outputs({dict(self._items)!r})"
 
 
 #: The type of a column derived from the model's ``feature_names_in_``: any JSON value,
@@ -90,11 +185,14 @@ class Argument:
 
 @attrs.frozen
 class ModelInterface:
-    """What analysis found: the callable to run and the arguments it takes."""
+    """What analysis found: the callable to run, the arguments it takes and, when the
+    predict function declares them (its return annotation), the outputs it gives."""
 
     predict: Callable[..., Any]
     arguments: tuple[Argument, ...]
     columns: tuple[Column, ...] | None = None
+    #: The declared outputs (:class:`Outputs`), or None when the model declares none.
+    outputs: Outputs | None = None
     #: The rows argument (``X`` or the first one), or None; computed once.
     rows: Argument | None = attrs.field(init=False, eq=False, repr=False)
     _positional: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
@@ -180,12 +278,37 @@ def columns_from_model(model: Any) -> tuple[Column, ...] | None:
 
 
 def _interface(
-    predict: Callable[..., Any], arguments: tuple[Argument, ...], columns: tuple[Column, ...] | None
+    predict: Callable[..., Any], arguments: tuple[Argument, ...], columns: tuple[Column, ...] | None,
+    outputs: Outputs | None = None,
 ) -> ModelInterface:
     """The interface, with ``columns`` on the rows argument too."""
     if columns:
         arguments = tuple(attrs.evolve(a, columns=columns) if a.is_rows else a for a in arguments)
-    return ModelInterface(predict, arguments, columns)
+    return ModelInterface(predict, arguments, columns, outputs)
+
+
+def outputs_of(predict: Callable[..., Any], predict_method_name: str = "predict") -> Outputs | None:
+    """The outputs ``predict`` declares by its return annotation: an :class:`Outputs`, a
+    single :class:`Tensor` (one output named ``predict_method_name``), either of them inside
+    ``typing.Annotated``; None for any other annotation or none."""
+    try:
+        annotation = inspect.signature(predict).return_annotation
+    except (TypeError, ValueError):
+        return None
+    if isinstance(annotation, str):  # ``from __future__ import annotations``
+        try:
+            annotation = typing.get_type_hints(predict, include_extras=True).get("return")
+        except Exception:
+            return None
+    candidates = [annotation]
+    if typing.get_origin(annotation) is typing.Annotated:
+        candidates += list(annotation.__metadata__)
+    for candidate in candidates:
+        if isinstance(candidate, Outputs):
+            return candidate
+        if isinstance(candidate, Tensor):
+            return Outputs({predict_method_name: candidate})
+    return None
 
 
 _ANNOTATION_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
@@ -237,7 +360,8 @@ def analyse(
     """Find ``model.<predict_method_name>`` and describe its arguments.
 
     ``columns`` (the setting) names the rows' fields; without it they come from the model's
-    ``feature_names_in_`` when it has one (:func:`columns_from_model`).
+    ``feature_names_in_`` when it has one (:func:`columns_from_model`). The outputs come from
+    the predict function's return annotation (:func:`outputs_of`).
     """
     predict = getattr(model, predict_method_name, None)
     if predict is None:
@@ -251,16 +375,17 @@ def analyse(
     if not callable(predict):
         raise ModelAnalysisError(f"model attribute {predict_method_name!r} is not callable")
     parsed_columns = parse_columns(columns) if columns else columns_from_model(model)
+    outputs = outputs_of(predict, predict_method_name)
 
     if not auto_detect_predict_params:
         fixed = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
-        return _interface(predict, fixed, parsed_columns)
+        return _interface(predict, fixed, parsed_columns, outputs)
 
     try:
         signature = inspect.signature(predict)
     except (TypeError, ValueError):  # builtins without a signature: one positional rows arg
         fixed = (Argument("X", "array", is_rows=True, positional=True),)
-        return _interface(predict, fixed, parsed_columns)
+        return _interface(predict, fixed, parsed_columns, outputs)
 
     try:
         hints = typing.get_type_hints(predict, include_extras=True)
@@ -300,4 +425,4 @@ def analyse(
                 positional=param.kind is inspect.Parameter.POSITIONAL_ONLY,
             )
         )
-    return _interface(predict, tuple(arguments), parsed_columns)
+    return _interface(predict, tuple(arguments), parsed_columns, outputs)

@@ -1,22 +1,26 @@
 """``OnnxModel``: an ``onnxruntime.InferenceSession`` with a ``predict`` that core can serve.
 
 ``predict`` takes every input of the model by name and returns every output by name. Its
-signature (``inspect.signature(model.predict)``) has one parameter per ONNX input, annotated
-with :class:`core.analysis.Tensor` (dtype and shape), so that core's model analysis builds
-the request schema from the model itself.
+signature (``inspect.signature(model.predict)``) describes the model the documented way
+(docs/plugins.md, "Describing a model's tensors"): one parameter per ONNX input, annotated
+with a :class:`core.Tensor` (dtype, shape, and the graph's name when it is not a Python
+identifier), and a return annotation :class:`core.Outputs` naming every output. So core's
+model analysis builds the request schema from the model itself, and protocols (V2) read
+inputs and outputs from ``up.ml.interface`` alone.
 """
 
 from __future__ import annotations
 
 import inspect
 import keyword
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
-from core.analysis import Tensor
+from core.analysis import SEQUENCE_OF_MAPS, Outputs, Tensor
 
 #: ONNX element types -> the dtype names core and numpy use.
 ONNX_DTYPES: dict[str, str] = {
@@ -34,6 +38,13 @@ ONNX_DTYPES: dict[str, str] = {
     "tensor(bool)": "bool",
     "tensor(string)": "string",
 }
+
+#: ``seq(map(K, tensor(V)))``: one map per row, what skl2onnx's ZipMap returns.
+_SEQUENCE_OF_MAPS = re.compile(r"^seq\(map\((\w+),\s*(tensor\(\w+\))\)\)$")
+#: The key types of an ONNX map, as core names them.
+_MAP_KEYS = {"string": "string", "int64": "int64"}
+
+logger = logging.getLogger("core")
 
 
 @attrs.frozen
@@ -58,8 +69,18 @@ class TensorInfo:
 
     @property
     def tensor(self) -> Tensor | None:
-        """The :class:`core.analysis.Tensor` annotation, or ``None`` for non-tensor types."""
-        return Tensor(dtype=self.dtype, shape=self.shape) if self.dtype is not None else None
+        """The :class:`core.Tensor` that declares this input or output: an array for a
+        ``tensor(...)`` type, a sequence of maps for ``seq(map(K, tensor(V)))`` (ZipMap);
+        ``None`` for other types (sequences of tensors, bare maps, bfloat16...). ``name`` is
+        the graph's name when the argument's differs (``input:0`` -> ``input_0``)."""
+        name = self.name if self.name != self.argument else None
+        if self.dtype is not None:
+            return Tensor(dtype=self.dtype, shape=self.shape, name=name)
+        found = _SEQUENCE_OF_MAPS.match(self.onnx_type.replace(" ", ""))
+        if found and found.group(1) in _MAP_KEYS and found.group(2) in ONNX_DTYPES:
+            return Tensor(dtype=ONNX_DTYPES[found.group(2)], shape=(None,), name=name,
+                          kind=SEQUENCE_OF_MAPS, key_dtype=_MAP_KEYS[found.group(1)])
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -112,16 +133,25 @@ def _feed(value: Any, info: TensorInfo) -> Any:
     return np.asarray(value, dtype=info.dtype)
 
 
-def _signature(inputs: Sequence[TensorInfo]) -> inspect.Signature:
+def declared_outputs(outputs: Sequence[TensorInfo]) -> Outputs | None:
+    """The :class:`core.Outputs` of the outputs a :class:`core.Tensor` can describe, in the
+    graph's order; None when there is none. The others are still in ``predict``'s result."""
+    tensors = [(info.name, info.tensor) for info in outputs]
+    described = {name: tensor for name, tensor in tensors if tensor is not None}
+    return Outputs(described) if described else None
+
+
+def _signature(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> inspect.Signature:
     parameters = [
         inspect.Parameter(
             info.argument,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=info.tensor if info.tensor is not None else inspect.Parameter.empty,
+            annotation=info.tensor if info.dtype is not None else inspect.Parameter.empty,
         )
         for info in inputs
     ]
-    return inspect.Signature(parameters, return_annotation=dict)
+    returns = declared_outputs(outputs)
+    return inspect.Signature(parameters, return_annotation=returns if returns is not None else dict)
 
 
 class OnnxModel:
@@ -149,7 +179,14 @@ class OnnxModel:
         session = self.session
         inputs = self.inputs
         output_names = [info.name for info in self.outputs]
-        signature = _signature(inputs)
+        signature = _signature(inputs, self.outputs)
+        for info in self.outputs:
+            if info.tensor is None:
+                logger.warning(
+                    "%s: output %r is a %s, which core.Tensor cannot describe: /predict returns "
+                    "it, protocols that serve declared tensors (V2) do not", self.name, info.name,
+                    info.onnx_type,
+                )
 
         arguments = frozenset(info.argument for info in inputs)
 

@@ -25,6 +25,10 @@ from core_protocol_v2 import datatypes
 from core_protocol_v2.datatypes import Datatype
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+#: The most dimensions a tensor has (numpy's limit), and so how deep JSON ``data`` nests.
+MAX_DIMENSIONS = 64
+#: The most elements a shape's non-zero dimensions multiply to (numpy's index type).
+MAX_ELEMENTS = 2**63 - 1
 
 #: Request parameters the protocol itself uses; they are not passed to the model.
 RESERVED_PARAMETERS = frozenset(
@@ -140,7 +144,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
             f"the binary part of the body has {len(binary)} bytes but the inputs' "
             f"binary_data_size add up to {offset}"
         )
-    outputs = None
+    outputs: list[RequestedOutput] | None = None
     if "outputs" in doc and doc["outputs"] is not None:
         raw_outputs = doc["outputs"]
         if not isinstance(raw_outputs, list):
@@ -149,6 +153,8 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         for index, raw in enumerate(raw_outputs):
             if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
                 raise V2Error(f"outputs[{index}] must be an object with a string 'name'")
+            if any(o.name == raw["name"] for o in outputs):
+                raise V2Error(f"output {raw['name']!r} is requested twice")
             out_params = _parameters(raw.get("parameters"), f"output {raw['name']!r} parameters")
             flag = out_params.get("binary_data")
             if flag is not None and not isinstance(flag, bool):
@@ -178,11 +184,7 @@ def _decode_input(raw: Any, index: int, binary: bytes, offset: int) -> tuple[Inf
             f"{what}: unknown datatype {raw.get('datatype')!r}; "
             f"use one of {', '.join(datatypes.names())}"
         )
-    shape = raw.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise V2Error(f"{what}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    shape = _shape(raw.get("shape"), what)
     count = math.prod(shape)
     parameters = _parameters(raw.get("parameters"), f"{what} parameters")
     size = parameters.get("binary_data_size")
@@ -206,7 +208,25 @@ def _decode_input(raw: Any, index: int, binary: bytes, offset: int) -> tuple[Inf
         raise V2Error(
             f"{what}: shape {shape} holds {count} element(s) but the data has {flat.size}"
         )
-    return InferInput(name, datatype.name, tuple(shape), flat.reshape(shape), parameters), offset
+    try:
+        data = flat.reshape(shape)
+    except ValueError as error:  # zero elements, but dimensions too large to hold
+        raise V2Error(f"{what}: shape {shape} cannot be held in memory ({error})") from None
+    return InferInput(name, datatype.name, tuple(shape), data, parameters), offset
+
+
+def _shape(shape: Any, what: str) -> list[int]:
+    """A tensor's ``shape``: at most :data:`MAX_DIMENSIONS` non-negative integers, each and
+    the product of the non-zero ones below 2**63 (what numpy can index)."""
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise V2Error(f"{what}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    if len(shape) > MAX_DIMENSIONS:
+        raise V2Error(f"{what}: shape has {len(shape)} dimensions; at most {MAX_DIMENSIONS} are possible")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise V2Error(f"{what}: shape {shape} is too large: its dimensions multiply past 2**63 - 1")
+    return shape
 
 
 def _from_binary(raw: bytes, datatype: Datatype, count: int, what: str) -> np.ndarray[Any, Any]:
@@ -246,6 +266,21 @@ def _flatten(value: Any) -> list[Any]:
     return out
 
 
+def _depth(value: Any) -> int:
+    """How deep lists nest in ``value`` (0 for a scalar), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, list):
+            if level + 1 > deepest:
+                deepest = level + 1
+                if deepest > MAX_DIMENSIONS:
+                    break
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 def _from_json(data: Any, datatype: Datatype, what: str) -> np.ndarray[Any, Any]:
     if not isinstance(data, list):
         data = [data]
@@ -261,9 +296,16 @@ def _from_json(data: Any, datatype: Datatype, what: str) -> np.ndarray[Any, Any]
         return array
     try:
         array = np.asarray(data)
-    except ValueError:  # ragged nesting: flatten it and let the shape check decide
+    except ValueError:  # ragged or too deep: flatten it and let the shape check decide
+        if _depth(data) > MAX_DIMENSIONS:
+            raise V2Error(
+                f"{what}: 'data' nests lists more than {MAX_DIMENSIONS} levels deep; a tensor has "
+                f"at most {MAX_DIMENSIONS} dimensions (send it flat, in row-major order)"
+            ) from None
         array = np.asarray(_flatten(data), dtype=object)
     array = array.ravel()
+    if array.size == 0:  # no element: nothing to check, whatever numpy guessed
+        return np.empty(0, dtype=datatype.dtype)
     kind = array.dtype.kind
     ok = {
         "bool": kind == "b",
@@ -358,13 +400,13 @@ def to_json(tensor: OutputTensor) -> list[Any]:
     if tensor.datatype != "BYTES":
         if tensor.datatype == "FP16":
             flat = flat.astype(np.float32)
-        values = flat.tolist()
+        values: list[Any] = flat.tolist()
         if tensor.datatype in ("FP16", "FP32", "FP64") and not np.isfinite(flat).all():
             raise V2Error(
                 f"output {tensor.name!r} holds NaN or infinity, which JSON cannot carry; "
                 f"request it with parameters.binary_data = true"
             )
-        return values  # type: ignore[no-any-return]
+        return values
     texts = []
     for item in flat.tolist():
         if isinstance(item, bytes):

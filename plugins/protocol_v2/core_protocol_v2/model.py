@@ -1,6 +1,9 @@
 """How a V2 request becomes the ``data`` of ``architecture_predict``, and its result V2 outputs.
 
-Three kinds of model, chosen once when the routes are built:
+Everything known of the model comes from ``up.ml.interface`` (core's documented description
+of a model: its arguments, the rows argument, the outputs it declares; docs/plugins.md,
+"Describing a model's tensors") or from the V2 model protocol's methods. Three kinds of
+model, chosen once when the routes are built:
 
 * :class:`NativeAdapter` - the model object speaks V2 itself (the *V2 model protocol*):
   it has ``v2_metadata()``, ``v2_data(inputs, parameters, outputs)`` and
@@ -11,19 +14,23 @@ Three kinds of model, chosen once when the routes are built:
   input tensor (or the input named like it), the other arguments from request
   ``parameters`` or from inputs named like them.
 
-The result (whatever the configured transformer returned) becomes outputs: a dict gives one
-output per key, anything else one output named after the predict method.
+Outputs: a model that declares them (``interface.outputs``) is answered with exactly those,
+by name, with their declared datatypes, and its metadata lists them; one that declares none
+is answered one output per key of a dict result, or one output named after the predict
+method, and its metadata lists no outputs (as MLServer's does for a model without declared
+outputs), so that metadata never names an output that inference refuses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from core_protocol_v2 import datatypes
+from core.analysis import SEQUENCE_OF_MAPS, Argument, ModelInterface, Outputs, Tensor
+from core_protocol_v2 import content_types, datatypes
 from core_protocol_v2.codec import (
     RESERVED_TENSOR_PARAMETERS,
     InferInput,
@@ -33,17 +40,7 @@ from core_protocol_v2.codec import (
 )
 
 if TYPE_CHECKING:
-    from core.analysis import ModelInterface
-    from core.http import Service
-
-#: ONNX element types (``tensor(float)``) as numpy dtype names.
-_ONNX_TYPES = {
-    "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(int8)": "int8",
-    "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
-    "tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64",
-    "tensor(string)": "string",
-}
+    from core.up import UP
 
 
 class V2Model(Protocol):
@@ -69,33 +66,25 @@ def is_v2_model(model: Any) -> bool:
     return all(callable(getattr(model, name, None)) for name in ("v2_metadata", "v2_data", "v2_outputs"))
 
 
-def _onnx_outputs(model: Any) -> list[tuple[str, str, list[int]]] | None:
-    """Declared outputs of an ONNX-backed model: ``(name, dtype, shape)`` or ``None``."""
-    declared = getattr(model, "output_tensors", None)
-    if isinstance(declared, dict):
-        result = []
-        for name, tensor in declared.items():
-            shape = [-1 if d is None else int(d) for d in (getattr(tensor, "shape", None) or ())]
-            result.append((str(name), str(getattr(tensor, "dtype", "float32")), shape))
-        return result
-    candidates = [model, *(getattr(model, a, None) for a in ("session", "_session", "sess", "model"))]
-    for candidate in candidates:
-        get_outputs = getattr(candidate, "get_outputs", None)
-        if not callable(get_outputs):
-            continue
-        try:
-            outputs = list(get_outputs())
-        except Exception:
-            continue
-        return [
-            (
-                o.name,
-                _ONNX_TYPES.get(getattr(o, "type", ""), "float32"),
-                [d if isinstance(d, int) else -1 for d in (getattr(o, "shape", None) or [])],
-            )
-            for o in outputs
-        ]
-    return None
+def dims(shape: tuple[int | None, ...] | None) -> list[int]:
+    """A declared shape as V2 metadata writes it: ``-1`` for a dimension of any size, ``[-1]``
+    when even the rank is unknown."""
+    return [-1 if d is None else int(d) for d in shape] if shape is not None else [-1]
+
+
+def describe(name: str, tensor: Tensor) -> dict[str, Any]:
+    """One declared input or output as V2 metadata: a sequence of maps (ZipMap) is served as
+    a ``[rows, keys]`` tensor of its values' datatype."""
+    if tensor.kind == SEQUENCE_OF_MAPS:
+        return {"name": name, "datatype": datatypes.from_numpy(tensor.dtype), "shape": [-1, -1]}
+    return {"name": name, "datatype": datatypes.from_numpy(tensor.dtype), "shape": dims(tensor.shape)}
+
+
+class _Empty:
+    """The result of a batch of zero rows (core answers ``[]`` without calling the model)."""
+
+
+EMPTY = _Empty()
 
 
 class Adapter:
@@ -103,12 +92,16 @@ class Adapter:
 
     platform = "core"
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.model = service.model
-        self.interface: ModelInterface = service.interface
-        self.default_output = service.conf.predict_method_name or "predict"
-        self.declared_outputs = _onnx_outputs(self.model)
+    def __init__(self, up: UP) -> None:
+        self.up = up
+        interface = up.ml.interface
+        if interface is None:
+            raise V2Error("the model is not loaded", 503)
+        self.interface: ModelInterface = interface
+        self.declared: Outputs | None = interface.outputs
+        self.default_output = up.conf.predict_method_name or "predict"
+
+    # ------------------------------------------------------------------ metadata
 
     def metadata(self) -> dict[str, Any]:
         return {"platform": self.platform, "inputs": self.input_metadata(), "outputs": self.output_metadata()}
@@ -117,31 +110,113 @@ class Adapter:
         raise NotImplementedError
 
     def output_metadata(self) -> list[dict[str, Any]]:
-        if self.declared_outputs:
-            return [
-                {"name": n, "datatype": datatypes.from_numpy(d), "shape": s}
-                for n, d, s in self.declared_outputs
-            ]
-        return [{"name": self.default_output, "datatype": self._default_datatype(), "shape": [-1]}]
+        """The declared outputs; none when the model declares none (their names and types are
+        then only known from a result)."""
+        return [describe(name, tensor) for name, tensor in (self.declared or {}).items()]
 
     def _default_datatype(self) -> str:
-        dtype = self.service.conf.dtype_for_predict
+        dtype = self.up.conf.dtype_for_predict
         return datatypes.from_numpy(dtype) if dtype else "FP32"
+
+    # ------------------------------------------------------------------ requests
 
     def data(self, request: InferRequest) -> dict[str, Any]:
         raise NotImplementedError
 
-    def outputs(self, result: Any) -> list[OutputTensor]:
-        declared = {n: d for n, d, _ in self.declared_outputs or ()}
-        if isinstance(result, dict):
-            items = list(result.items())
-        elif isinstance(result, (list, tuple)) and self.declared_outputs and \
-                len(result) == len(self.declared_outputs) and len(self.declared_outputs) > 1:
-            items = [(n, r) for (n, _, _), r in zip(self.declared_outputs, result)]
-        else:
-            items = [(self.declared_outputs[0][0] if len(self.declared_outputs or ()) == 1
-                      else self.default_output, result)]
-        return [to_output(str(name), value, declared.get(str(name))) for name, value in items]
+    def check_outputs(self, request: InferRequest) -> None:
+        """Refuse, before predicting, requested outputs the model cannot answer: a content
+        type or a protocol extension this server does not know, a name the model does not
+        declare."""
+        if request.outputs is None:
+            return
+        names = [o.name for o in request.outputs]
+        for wanted in request.outputs:
+            content_types.output_content_type(wanted.name, wanted.parameters)
+            if "classification" in wanted.parameters:
+                raise V2Error(
+                    f"output {wanted.name!r}: the classification extension is not supported "
+                    f"(this server's extensions: binary_tensor_data)"
+                )
+        if self.declared is not None:
+            unknown = [n for n in names if n not in self.declared]
+            if unknown:
+                raise V2Error(
+                    f"unknown output(s) {', '.join(map(repr, unknown))}; the model's outputs are "
+                    f"{', '.join(map(repr, self.declared))}"
+                )
+
+    # ------------------------------------------------------------------ results
+
+    def results(self, result: Any) -> dict[str, Any]:
+        """The result's values by output name, in the order outputs are answered. Declared
+        outputs take their values from a dict result by name, from a tuple or list in order
+        (several outputs), or the whole result (one output); a batch of zero rows gives each
+        of them zero rows."""
+        declared = self.declared
+        if declared is None:
+            if isinstance(result, dict):
+                return {str(name): value for name, value in result.items()}
+            return {self.default_output: result}
+        if isinstance(result, Mapping):
+            return {name: result.get(name, _Missing(name, result)) for name in declared}
+        if _is_empty(result):
+            return {name: EMPTY for name in declared}
+        if len(declared) == 1:
+            return {next(iter(declared)): result}
+        if isinstance(result, (list, tuple)) and len(result) == len(declared):
+            return dict(zip(declared, result))
+        raise V2Error(
+            f"the model declares the outputs {', '.join(map(repr, declared))} but returned "
+            f"{type(result).__name__}{f' of {len(result)}' if isinstance(result, (list, tuple)) else ''}; "
+            f"return a dict with those keys", 500,
+        )
+
+    def output(self, name: str, value: Any, parameters: dict[str, Any]) -> OutputTensor:
+        """The output to send for one requested output (``parameters`` its request's: a
+        ``content_type`` says how to send it)."""
+        content_type = content_types.output_content_type(name, parameters)
+        return content_types.encode_output(self.tensor(name, value), content_type)
+
+    def tensor(self, name: str, value: Any) -> OutputTensor:
+        """One output's value as a tensor, of its declared datatype when it has one."""
+        if isinstance(value, _Missing):
+            raise V2Error(
+                f"the model declares the output {name!r} but its result has no {name!r} "
+                f"(it has {', '.join(map(repr, value.keys)) or 'no key'})", 500,
+            )
+        tensor = self.declared.get(name) if self.declared is not None else None
+        if tensor is None:
+            return to_output(name, value)
+        if tensor.kind == SEQUENCE_OF_MAPS:
+            return maps_to_output(name, value, tensor)
+        if value is EMPTY:
+            return OutputTensor(name, datatypes.from_numpy(tensor.dtype),
+                                np.empty(_zero_rows(tensor.shape), dtype=_numpy_dtype(tensor.dtype)))
+        return to_output(name, value, tensor.dtype)
+
+
+class _Missing:
+    """A declared output a dict result does not have (an error only if it is answered)."""
+
+    def __init__(self, name: str, result: Mapping[Any, Any]) -> None:
+        self.name = name
+        self.keys = [str(k) for k in result]
+
+
+def _is_empty(result: Any) -> bool:
+    return (isinstance(result, (list, tuple)) and not result) or (
+        isinstance(result, np.ndarray) and result.size == 0 and result.ndim <= 1)
+
+
+def _zero_rows(shape: tuple[int | None, ...] | None) -> tuple[int, ...]:
+    """A declared shape with zero rows: the first dimension 0, other free dimensions 0."""
+    if not shape:
+        return (0,)
+    return (0, *(0 if d is None else d for d in shape[1:]))
+
+
+def _numpy_dtype(dtype: str) -> Any:
+    return object if dtype in ("string", "str", "object", "bytes") else np.dtype(dtype)
 
 
 def to_output(name: str, value: Any, dtype: str | None = None, datatype: str | None = None) -> OutputTensor:
@@ -165,18 +240,41 @@ def to_output(name: str, value: Any, dtype: str | None = None, datatype: str | N
             datatype = datatypes.from_numpy(array.dtype)
             if array.dtype.kind in "SU":
                 array = array.astype(object)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise V2Error(
-            f"output {name!r} cannot be sent as a tensor ({error}); return arrays of one shape", 500
+            f"output {name!r} cannot be sent as a {datatype or 'tensor'} ({error}); return "
+            f"arrays of one shape and type", 500
         ) from None
     return OutputTensor(name, datatype, array)
+
+
+def maps_to_output(name: str, value: Any, tensor: Tensor) -> OutputTensor:
+    """A sequence of maps (one ``{key: value}`` per row, as skl2onnx's ZipMap gives
+    ``{class: probability}``) as a ``[rows, keys]`` tensor of the values' datatype, the keys
+    in the first row's order listed in ``parameters.classes``. Every row must have the same
+    keys."""
+    dtype = _numpy_dtype(tensor.dtype)
+    rows = [] if value is EMPTY else value
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+        raise V2Error(f"output {name!r} is declared a sequence of maps but the model returned "
+                      f"{type(rows).__name__}", 500)
+    keys = list(rows[0]) if rows else []
+    for index, row in enumerate(rows):
+        if len(row) != len(keys) or any(k not in row for k in keys):
+            raise V2Error(f"output {name!r}: row {index} has the keys {list(row)}, row 0 has "
+                          f"{keys}; a tensor needs the same keys in every row", 500)
+    try:
+        data = np.array([[row[k] for k in keys] for row in rows], dtype=dtype).reshape(len(rows), len(keys))
+    except (TypeError, ValueError) as error:
+        raise V2Error(f"output {name!r}: the maps' values are not {tensor.dtype}: {error}", 500) from None
+    classes: list[Any] = [int(k) if tensor.key_dtype == "int64" else str(k) for k in keys]
+    return OutputTensor(name, datatypes.from_numpy(tensor.dtype), data, {"classes": classes})
 
 
 def _object_array(value: Any) -> np.ndarray[Any, Any]:
     if isinstance(value, np.ndarray):
         return value.astype(object)
-    probe = np.asarray(value, dtype=object)
-    return probe
+    return np.asarray(value, dtype=object)
 
 
 def _none_to_nan(value: Any) -> Any:
@@ -187,64 +285,74 @@ def _none_to_nan(value: Any) -> Any:
     return value
 
 
-def _check_tensor(tensor: InferInput, dtype: str, shape: tuple[int | None, ...] | None) -> np.ndarray[Any, Any]:
-    expected = datatypes.from_numpy(dtype)
+def _check_tensor(tensor: InferInput, declared: Tensor) -> np.ndarray[Any, Any]:
+    """The input's data for a declared tensor: its datatype and shape checked, strings as
+    :class:`str` (ONNX strings are UTF-8: other bytes are a 400)."""
+    expected = datatypes.from_numpy(declared.dtype)
     if tensor.datatype != expected:
         raise V2Error(f"input {tensor.name!r} has datatype {tensor.datatype}; the model expects {expected}")
-    if shape is not None:
-        text = "[" + ", ".join("-1" if d is None else str(d) for d in shape) + "]"
-        if len(tensor.shape) != len(shape) or any(
-            want is not None and want != got for want, got in zip(shape, tensor.shape)
-        ):
-            raise V2Error(
-                f"input {tensor.name!r} has shape {list(tensor.shape)}; the model expects {text}"
-            )
-    if tensor.datatype == "BYTES":
-        return decode_text(tensor.data)
-    return tensor.data
+    shape = declared.shape
+    if shape is not None and (len(tensor.shape) != len(shape) or any(
+            want is not None and want != got for want, got in zip(shape, tensor.shape))):
+        raise V2Error(
+            f"input {tensor.name!r} has shape {list(tensor.shape)}; the model expects {dims(shape)}"
+        )
+    return content_types.elements(tensor, text_only=tensor.datatype == "BYTES")
 
 
-def decode_text(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """BYTES elements as :class:`str` (UTF-8), keeping non-text elements as bytes."""
-    out = np.empty(array.shape, dtype=object)
-    flat_in, flat_out = array.ravel(), out.ravel()
-    for i, item in enumerate(flat_in):
-        if isinstance(item, bytes):
-            with contextlib.suppress(UnicodeDecodeError):
-                item = item.decode()
-        flat_out[i] = item
-    return out
+def _one_input(request: InferRequest, content_type: str) -> InferInput:
+    """The single input of a request whose content type says it is one tensor."""
+    if len(request.inputs) != 1:
+        codec = {"np": "NumpyRequestCodec", "str": "StringRequestCodec"}[content_type]
+        raise V2Error(
+            f"content_type {content_type!r} ({codec}) sends one input; this request has "
+            f"{len(request.inputs)}: {', '.join(repr(t.name) for t in request.inputs)}"
+        )
+    tensor = request.inputs[0]
+    if content_type == "str" and tensor.datatype != "BYTES":
+        raise V2Error(f"content_type 'str' sends a BYTES input; {tensor.name!r} is {tensor.datatype}")
+    return tensor
+
+
+def _model_parameters(request: InferRequest) -> dict[str, Any]:
+    """The request parameters for the model: the protocol's own and ``content_type`` removed."""
+    return {k: v for k, v in request.model_parameters().items() if k != "content_type"}
 
 
 class TensorAdapter(Adapter):
-    """ONNX-style models: every argument a declared tensor."""
+    """ONNX-style models: every argument a declared tensor, fed by the model's names."""
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, service: Service) -> None:
-        super().__init__(service)
-        # ONNX input names that are not Python identifiers (``input:0``) reach predict under
-        # another argument name; V2 clients use the graph's names.
-        renamed = {}
-        for info in getattr(self.model, "inputs", None) or ():
-            name, argument = getattr(info, "name", None), getattr(info, "argument", None)
-            if isinstance(name, str) and isinstance(argument, str):
-                renamed[argument] = name
-        self.v2_names = {a.name: renamed.get(a.name, a.name) for a in self.interface.arguments}
+    def __init__(self, up: UP) -> None:
+        super().__init__(up)
+        # The model's own name of each input (ONNX ``input:0`` is the argument ``input_0``).
+        self.by_v2_name: dict[str, Argument] = {}
+        for arg in self.interface.arguments:
+            assert arg.tensor is not None
+            self.by_v2_name[arg.tensor.name or arg.name] = arg
 
     def input_metadata(self) -> list[dict[str, Any]]:
         result = []
-        for arg in self.interface.arguments:
-            tensor = arg.tensor
-            assert tensor is not None
-            shape = [-1 if d is None else int(d) for d in tensor.shape] if tensor.shape is not None else [-1]
-            result.append({"name": self.v2_names[arg.name], "datatype": datatypes.from_numpy(tensor.dtype),
-                           "shape": shape})
+        for name, arg in self.by_v2_name.items():
+            assert arg.tensor is not None
+            result.append(describe(name, arg.tensor))
         return result
 
     def data(self, request: InferRequest) -> dict[str, Any]:
-        arguments = {self.v2_names[a.name]: a for a in self.interface.arguments}
+        self.check_outputs(request)
+        content_type = content_types.request_content_type(request.parameters)
+        arguments = self.by_v2_name
         by_name = {t.name: t for t in request.inputs}
+        if content_type in ("np", "str"):
+            tensor = _one_input(request, content_type)
+            if tensor.name not in arguments:
+                if len(arguments) != 1:
+                    raise V2Error(
+                        f"content_type {content_type!r}: input {tensor.name!r} is not one of the "
+                        f"model's inputs {', '.join(map(repr, arguments))}; name it after one"
+                    )
+                by_name = {next(iter(arguments)): tensor}
         unknown = [n for n in by_name if n not in arguments]
         if unknown:
             raise V2Error(
@@ -254,7 +362,7 @@ class TensorAdapter(Adapter):
         missing = [n for n, a in arguments.items() if a.required and n not in by_name]
         if missing:
             raise V2Error(f"missing input(s) {', '.join(map(repr, missing))}")
-        parameters = request.model_parameters()
+        parameters = _model_parameters(request)
         if parameters:
             raise V2Error(
                 f"unknown request parameter(s) {', '.join(map(repr, parameters))}; "
@@ -264,7 +372,7 @@ class TensorAdapter(Adapter):
         for name, tensor in by_name.items():
             declared = arguments[name].tensor
             assert declared is not None
-            data[arguments[name].name] = _check_tensor(tensor, declared.dtype, declared.shape)
+            data[arguments[name].name] = _check_tensor(tensor, declared)
         return data
 
 
@@ -285,46 +393,34 @@ class RowsAdapter(Adapter):
         return result
 
     def data(self, request: InferRequest) -> dict[str, Any]:
+        self.check_outputs(request)
         interface = self.interface
         arguments = {a.name: a for a in interface.arguments}
         rows = interface.rows
-        values: dict[str, Any] = {}
-        extra_tensors: dict[str, Any] = {}
-        inputs = list(request.inputs)
-        for tensor in inputs:
-            if tensor.name in arguments:
-                values[tensor.name] = tensor
-        if rows is not None and rows.name not in values:
-            unnamed = [t for t in inputs if t.name not in arguments]
-            if len(unnamed) == 1:
-                values[rows.name] = unnamed[0]
-            elif unnamed:
-                raise V2Error(
-                    f"input(s) {', '.join(repr(t.name) for t in unnamed)} match no argument of "
-                    f"{self.service.conf.predict_method_name}(); name them "
-                    f"{', '.join(map(repr, arguments))}, or send one input for the rows"
-                )
-        else:
-            unknown = [t.name for t in inputs if t.name not in arguments]
-            if unknown:
-                raise V2Error(
-                    f"unknown input(s) {', '.join(map(repr, unknown))}; the model takes "
-                    f"{', '.join(map(repr, arguments))}"
-                )
+        content_type = content_types.request_content_type(request.parameters)
         body: dict[str, Any] = {}
-        for name, tensor in values.items():
-            array = decode_text(tensor.data) if tensor.datatype == "BYTES" else tensor.data
-            if name == (rows.name if rows else None) or arguments[name].kind == "array":
-                extra_tensors[name] = array
-                body[name] = []
-            else:
-                body[name] = array.item() if array.size == 1 else array.tolist()
-                if isinstance(body[name], bytes):
-                    body[name] = body[name].decode(errors="replace")
-        for key, value in request.model_parameters().items():
+        tensors: dict[str, Any] = {}  # array arguments, passed on without validation
+        if content_type == "pd":
+            if rows is None:
+                raise V2Error("content_type 'pd' sends the rows as columns; this model takes no rows")
+            records, array = self._rows_from_columns(request.inputs, rows)
+            body[rows.name] = records if records is not None else []
+            if array is not None:
+                tensors[rows.name] = array
+        else:
+            for name, tensor in self._match_inputs(request, arguments, content_type).items():
+                is_array = name == (rows.name if rows else None) or arguments[name].kind == "array"
+                text = content_type == "str" or (not is_array and tensor.datatype == "BYTES")
+                values = content_types.elements(tensor, text_only=text)
+                if is_array:  # StringRequestCodec's strings are a flat list
+                    tensors[name] = values.ravel() if content_type == "str" else values
+                    body[name] = []
+                else:
+                    body[name] = values.item() if values.size == 1 else values.tolist()
+        for key, value in _model_parameters(request).items():
             if key not in arguments:
                 raise V2Error(
-                    f"unknown request parameter {key!r}; {self.service.conf.predict_method_name}() takes "
+                    f"unknown request parameter {key!r}; {self.up.conf.predict_method_name}() takes "
                     f"{', '.join(map(repr, arguments))}"
                 )
             if key in body:
@@ -332,16 +428,69 @@ class RowsAdapter(Adapter):
             body[key] = value
         if rows is not None and rows.name not in body:
             raise V2Error(f"missing input for the rows argument {rows.name!r}")
-        data = self.service.validate(body)  # the scalar arguments, checked like POST /predict
-        data.update(extra_tensors)
+        data = self.up.ml.validate(body)  # the scalar arguments, checked like POST /predict
+        data.update(tensors)
         return data
+
+    def _match_inputs(self, request: InferRequest, arguments: dict[str, Argument],
+                      content_type: str | None) -> dict[str, InferInput]:
+        """Inputs by the argument they feed: by name, or the single other input feeds the rows
+        (``np`` and ``str``: the request's one input is the rows, whatever its name)."""
+        rows = self.interface.rows
+        if content_type in ("np", "str"):
+            if rows is None:
+                raise V2Error(f"content_type {content_type!r} sends the rows; this model takes no rows")
+            return {rows.name: _one_input(request, content_type)}
+        values = {t.name: t for t in request.inputs if t.name in arguments}
+        unnamed = [t for t in request.inputs if t.name not in arguments]
+        if rows is not None and rows.name not in values and len(unnamed) == 1:
+            values[rows.name] = unnamed[0]
+        elif unnamed:
+            raise V2Error(
+                f"unknown input(s) {', '.join(repr(t.name) for t in unnamed)}; "
+                f"{self.up.conf.predict_method_name}() takes {', '.join(map(repr, arguments))}"
+                + ("" if rows is None or rows.name in values else ", or send one input for the rows")
+            )
+        return values
+
+    def _rows_from_columns(self, inputs: list[InferInput],
+                           rows: Argument) -> tuple[list[dict[str, Any]] | None, Any]:
+        """``content_type = "pd"`` (PandasCodec): each input is a column of N values. With the
+        rows' columns known (the ``columns`` setting, or the model's ``feature_names_in_``)
+        the rows are records, validated like ``/predict``'s dict rows: ``(records, None)``;
+        otherwise the columns side by side in request order, as one array: ``(None, array)``."""
+        columns: list[tuple[str, np.ndarray[Any, Any]]] = []
+        for tensor in inputs:
+            values = content_types.elements(tensor, text_only=False)
+            if values.ndim == 0 or (values.ndim == 2 and values.shape[1] != 1) or values.ndim > 2:
+                raise V2Error(
+                    f"content_type 'pd': input {tensor.name!r} is a column and needs shape [N] or "
+                    f"[N, 1], got {list(tensor.shape)}"
+                )
+            columns.append((tensor.name, values.reshape(-1)))
+        lengths = {len(values) for _, values in columns}
+        if len(lengths) > 1:
+            raise V2Error(
+                "content_type 'pd': the columns have different lengths: "
+                + ", ".join(f"{name} {len(values)}" for name, values in columns)
+            )
+        if rows.columns:
+            lists = [(name, values.tolist()) for name, values in columns]
+            count = len(lists[0][1]) if lists else 0
+            return [{name: values[i] for name, values in lists} for i in range(count)], None
+        if not columns:
+            return None, np.empty((0, 0))
+        if any(values.dtype.kind == "O" for _, values in columns):
+            return None, np.stack([values.astype(object) for _, values in columns], axis=1)
+        return None, np.column_stack([values for _, values in columns])
 
 
 class NativeAdapter(Adapter):
     """A model object that implements the V2 model protocol."""
 
-    def __init__(self, service: Service) -> None:
-        super().__init__(service)
+    def __init__(self, up: UP) -> None:
+        super().__init__(up)
+        self.model = up.ml.model_obj
         meta = self.model.v2_metadata()
         self.platform = str(meta.get("platform", "core"))
         self._meta = meta
@@ -360,12 +509,13 @@ class NativeAdapter(Adapter):
         ]
         outputs = [o.name for o in request.outputs] if request.outputs is not None else None
         try:
-            return self.model.v2_data(inputs, request.model_parameters(), outputs)  # type: ignore[no-any-return]
+            data: dict[str, Any] = self.model.v2_data(inputs, request.model_parameters(), outputs)
         except (ValueError, TypeError, KeyError) as error:
             raise V2Error(str(error)) from None
+        return data
 
-    def outputs(self, result: Any) -> list[OutputTensor]:
-        tensors = []
+    def results(self, result: Any) -> dict[str, Any]:
+        tensors = {}
         for out in self.model.v2_outputs(result):
             tensor = to_output(str(out["name"]), out.get("data"), datatype=out.get("datatype"))
             shape = out.get("shape")
@@ -378,16 +528,20 @@ class NativeAdapter(Adapter):
                         f"{tensor.data.size} element(s)", 500
                     ) from None
             tensor.parameters = dict(out.get("parameters") or {})
-            tensors.append(tensor)
+            tensors[tensor.name] = tensor
         return tensors
 
+    def output(self, name: str, value: Any, parameters: dict[str, Any]) -> OutputTensor:
+        """The model's own output as it made it (its parameters are the model's too)."""
+        assert isinstance(value, OutputTensor)
+        return value
 
-def adapter_for(service: Service) -> Adapter:
+
+def adapter_for(up: UP) -> Adapter:
     """The adapter that fits the served model."""
-    if is_v2_model(service.model):
-        return NativeAdapter(service)
-    interface = service.interface
-    if interface.arguments and all(a.tensor is not None for a in interface.arguments):
-        return TensorAdapter(service)
-    return RowsAdapter(service)
-
+    if is_v2_model(up.ml.model_obj):
+        return NativeAdapter(up)
+    interface = up.ml.interface
+    if interface is not None and interface.arguments and all(a.tensor is not None for a in interface.arguments):
+        return TensorAdapter(up)
+    return RowsAdapter(up)
