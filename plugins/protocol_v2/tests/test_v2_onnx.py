@@ -255,3 +255,62 @@ def test_batching_architecture(serve: Any, tmp_path: Path) -> None:
         result = request.get_result()
         assert result.get_response()["id"] == str(i)
         check_all(result)
+
+
+def test_a_string_input_that_is_not_utf8_is_400(identity: Any) -> None:
+    """ONNX strings are UTF-8: other bytes used to reach the model as the text of their
+    Python repr (``"b'\\xff'"``) and come back 200."""
+    client = httpclient.InferenceServerClient(identity.address)
+    inputs = all_inputs(binary=True)
+    bad = np.array([["a", "b", "c"], ["d", b"\xffok", "f"]], dtype=np.object_)
+    inputs[-1].set_data_from_numpy(bad, binary_data=True)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("identity", inputs)
+    assert caught.value.status() == "400"
+    assert "input 'in_BYTES': BYTES element 4" in caught.value.message()
+    assert "UTF-8" in caught.value.message()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_an_empty_batch_answers_every_declared_output(identity: Any, binary: bool) -> None:
+    """Zero rows: each declared output with zero rows (it used to be one output named
+    'predict' in binary mode, and 400 "data is not BOOL" in JSON)."""
+    client = httpclient.InferenceServerClient(identity.address)
+    inputs = []
+    for name, (_, dtype, _) in SAMPLES.items():
+        tensor = httpclient.InferInput(f"in_{name}", [0, 3], name)
+        tensor.set_data_from_numpy(np.zeros((0, 3), dtype=dtype), binary_data=binary)
+        inputs.append(tensor)
+    outputs = [httpclient.InferRequestedOutput(f"out_{n}", binary_data=binary) for n in SAMPLES]
+    result = client.infer("identity", inputs, outputs=None if binary else outputs)
+    assert {o["name"]: (o["datatype"], o["shape"]) for o in result.get_response()["outputs"]} == {
+        f"out_{n}": (n, [0, 3]) for n in SAMPLES}
+    for name in SAMPLES:
+        assert result.as_numpy(f"out_{name}").shape == (0, 3)
+
+
+def odd_names_model(path: Path) -> None:
+    """``input:0`` (not a Python identifier) -> ``output:0`` = input + 1."""
+    x = helper.make_tensor_value_info("input:0", TensorProto.FLOAT, ["batch", 2])
+    y = helper.make_tensor_value_info("output:0", TensorProto.FLOAT, ["batch", 2])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    graph = helper.make_graph([helper.make_node("Add", ["input:0", "one"], ["output:0"])], "odd",
+                              [x], [y], initializer=[one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_the_graphs_names_even_when_not_identifiers(serve: Any, tmp_path: Path) -> None:
+    """V2 speaks the graph's names: ``core.Tensor.name`` carries ``input:0`` for the
+    argument ``input_0``."""
+    path = tmp_path / "odd.onnx"
+    odd_names_model(path)
+    server = serve(onnx_config(path, "odd"))
+    client = httpclient.InferenceServerClient(server.address)
+    meta = client.get_model_metadata("odd")
+    assert meta["inputs"] == [{"name": "input:0", "datatype": "FP32", "shape": [-1, 2]}]
+    assert meta["outputs"] == [{"name": "output:0", "datatype": "FP32", "shape": [-1, 2]}]
+    x = httpclient.InferInput("input:0", [1, 2], "FP32")
+    x.set_data_from_numpy(np.array([[1, 2]], dtype=np.float32))
+    np.testing.assert_array_equal(client.infer("odd", [x]).as_numpy("output:0"), [[2, 3]])

@@ -3,6 +3,7 @@ reading a cloudpickle file): rows from the input tensor, other arguments from pa
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,15 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from kserve import InferenceRESTClient, RESTConfig
+from kserve import InferInput as KInferInput
+from kserve import InferRequest as KInferRequest
 from tritonclient.utils import InferenceServerException
 
 MODELS = '''
 import numpy as np
+
+import core
 
 class Scaler:
     def predict(self, X, scale: float = 1.0, label: str = "x"):
@@ -26,12 +32,36 @@ class TwoOutputs:
         X = np.asarray(X)
         return {"total": X.sum(axis=1), "names": ["row%d" % i for i in range(len(X))]}
 
+class Declared:
+    """Declares its outputs: the return annotation is what V2 metadata lists and serves."""
+
+    def predict(self, X) -> core.Outputs({
+        "total": core.Tensor("float64", (None,)),
+        "names": core.Tensor("string", (None,)),
+    }):
+        X = np.asarray(X, dtype=np.float64)
+        return {"total": X.sum(axis=1), "names": ["row%d" % i for i in range(len(X))],
+                "debug": "not declared, not served"}
+
+class Labels:
+    """One output, declared by a single Tensor: it takes the predict method's name."""
+
+    def predict(self, X, prefix: str = "") -> core.Tensor("string", (None,)):
+        return [prefix + str(len(row)) for row in X]
+
+class Flags:
+    def predict(self, X):
+        return np.asarray(X)
+
 class Broken:
     def predict(self, X):
         raise RuntimeError("the model is broken")
 
 scaler = Scaler()
 two = TwoOutputs()
+declared = Declared()
+labels = Labels()
+flags = Flags()
 broken = Broken()
 '''
 
@@ -89,10 +119,119 @@ def test_bad_parameters_are_400(scaler: Any) -> None:
 
 
 def test_metadata_of_a_python_model(scaler: Any) -> None:
+    """A model that declares no outputs: metadata lists none (their names and types are only
+    known from a result), as MLServer's metadata does for such a model."""
     meta = httpclient.InferenceServerClient(scaler.address).get_model_metadata("scaler")
     assert meta["platform"] == "python"
     assert meta["inputs"][0]["name"] == "X"
-    assert meta["outputs"][0]["name"] == "predict"
+    assert meta["outputs"] == []
+
+
+def metadata_and_inference_agree(server: Any, model: str) -> list[str]:
+    """Every output metadata names is answered when requested alone, and a request naming none
+    gets exactly them: the names, in order."""
+    client = httpclient.InferenceServerClient(server.address)
+    named = [o["name"] for o in client.get_model_metadata(model)["outputs"]]
+    for name in named:
+        result = client.infer(model, [rows_input(True)], outputs=[httpclient.InferRequestedOutput(name)])
+        assert [o["name"] for o in result.get_response()["outputs"]] == [name]
+    answered = [o["name"] for o in client.infer(model, [rows_input(True)]).get_response()["outputs"]]
+    if named:
+        assert answered == named
+    return answered
+
+
+def test_a_dict_result_without_declared_outputs(serve: Any, models_dir: Path) -> None:
+    """The result's keys are answered; metadata, which cannot know them, names none (it used
+    to name 'predict', which inference then refused)."""
+    server = serve(memory("two", "two"), pythonpath=[models_dir])
+    assert metadata_and_inference_agree(server, "two") == ["total", "names"]
+    client = httpclient.InferenceServerClient(server.address)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("two", [rows_input(True)], outputs=[httpclient.InferRequestedOutput("predict")])
+    assert caught.value.status() == "400"
+    assert "unknown output 'predict'; the model's outputs are 'total', 'names'" in caught.value.message()
+
+
+@pytest.fixture(scope="module")
+def declared(serve: Any, models_dir: Path) -> Any:
+    return serve(memory("declared", "declared"), pythonpath=[models_dir])
+
+
+def test_declared_outputs_are_the_metadata_and_the_answer(declared: Any) -> None:
+    meta = httpclient.InferenceServerClient(declared.address).get_model_metadata("declared")
+    assert meta["outputs"] == [{"name": "total", "datatype": "FP64", "shape": [-1]},
+                               {"name": "names", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata_and_inference_agree(declared, "declared") == ["total", "names"]
+
+
+def test_an_undeclared_output_is_refused_before_predicting(declared: Any) -> None:
+    client = httpclient.InferenceServerClient(declared.address)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("declared", [rows_input(True)], outputs=[httpclient.InferRequestedOutput("debug")])
+    assert caught.value.status() == "400"
+    assert "unknown output(s) 'debug'; the model's outputs are 'total', 'names'" in caught.value.message()
+
+
+def test_declared_outputs_with_the_kserve_client(declared: Any) -> None:
+    async def infer() -> Any:
+        client = InferenceRESTClient(RESTConfig(protocol="v2"))
+        try:
+            x = KInferInput("X", [2, 3], "FP32")
+            x.set_data_from_numpy(np.arange(6, dtype=np.float32).reshape(2, 3), binary_data=False)
+            return await client.infer(declared.url, KInferRequest("declared", [x]), model_name="declared")
+        finally:
+            await client.close()
+
+    response = asyncio.run(infer())
+    assert [o.name for o in response.outputs] == ["total", "names"]
+    assert response.outputs[0].datatype == "FP64" and response.outputs[0].data == [3.0, 12.0]
+    assert response.outputs[1].data == ["row0", "row1"]
+
+
+@pytest.fixture(scope="module")
+def labels(serve: Any, models_dir: Path) -> Any:
+    return serve(memory("labels", "labels"), pythonpath=[models_dir])
+
+
+def test_a_single_declared_tensor_is_the_predict_output(labels: Any) -> None:
+    meta = httpclient.InferenceServerClient(labels.address).get_model_metadata("labels")
+    assert meta["outputs"] == [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata_and_inference_agree(labels, "labels") == ["predict"]
+
+
+def test_an_empty_batch_gets_the_declared_outputs_with_zero_rows(declared: Any) -> None:
+    client = httpclient.InferenceServerClient(declared.address)
+    empty = httpclient.InferInput("X", [0, 3], "FP32")
+    empty.set_data_from_numpy(np.zeros((0, 3), dtype=np.float32), binary_data=True)
+    result = client.infer("declared", [empty])
+    assert [(o["name"], o["datatype"], o["shape"]) for o in result.get_response()["outputs"]] == [
+        ("total", "FP64", [0]), ("names", "BYTES", [0])]
+    assert result.as_numpy("total").shape == (0,)
+
+
+def test_an_empty_bool_batch_in_json(serve: Any, models_dir: Path) -> None:
+    """Zero BOOL elements in JSON (``"data": []``) used to be 400 "data is not BOOL"."""
+    server = serve(memory("flags", "flags"), pythonpath=[models_dir])
+    client = httpclient.InferenceServerClient(server.address)
+    empty = httpclient.InferInput("X", [0, 2], "BOOL")
+    empty.set_data_from_numpy(np.zeros((0, 2), dtype=np.bool_), binary_data=False)
+    result = client.infer("flags", [empty], outputs=[httpclient.InferRequestedOutput("predict", binary_data=False)])
+    assert result.get_response()["outputs"][0]["shape"][0] == 0
+    assert result.as_numpy("predict").size == 0
+
+
+def test_a_text_parameter_input_must_be_utf8(labels: Any) -> None:
+    client = httpclient.InferenceServerClient(labels.address)
+    prefix = httpclient.InferInput("prefix", [1], "BYTES")
+    prefix.set_data_from_numpy(np.array([b"n="], dtype=np.object_))
+    result = client.infer("labels", [rows_input(True), prefix])
+    assert result.as_numpy("predict").tolist() == [b"n=3", b"n=3"]
+    prefix.set_data_from_numpy(np.array([b"\xff"], dtype=np.object_))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("labels", [rows_input(True), prefix])
+    assert caught.value.status() == "400"
+    assert "input 'prefix': BYTES element 0" in caught.value.message() and "UTF-8" in caught.value.message()
 
 
 def test_dict_results_and_bytes_outputs(serve: Any, models_dir: Path) -> None:
