@@ -5,6 +5,10 @@ MLServer server runs; the HTTP client is httpx.
 
 Each request-level content type used to be a 400 ("unknown request parameter
 'content_type'"), and input-level ones were ignored.
+
+This suite runs in a pytest of its own (``test_v2_mlserver.py`` starts it): mlserver and
+kserve cannot be imported in one process. Run it alone with
+``pytest plugins/protocol_v2/tests/mlserver_codecs.py``.
 """
 
 from __future__ import annotations
