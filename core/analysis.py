@@ -296,8 +296,10 @@ def outputs_of(predict: Callable[..., Any], predict_method_name: str = "predict"
     except (TypeError, ValueError):
         return None
     if isinstance(annotation, str):  # ``from __future__ import annotations``
+        # Evaluated as typing.get_type_hints does, which refuses instances before Python 3.11.
+        function = inspect.unwrap(getattr(predict, "__func__", predict))
         try:
-            annotation = typing.get_type_hints(predict, include_extras=True).get("return")
+            annotation = eval(annotation, dict(getattr(function, "__globals__", {})))
         except Exception:
             return None
     candidates = [annotation]

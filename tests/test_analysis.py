@@ -156,3 +156,65 @@ def test_info_names_the_columns_and_where_they_come_from() -> None:
 def test_the_numpy_transformer_gets_the_rows_in_the_models_order() -> None:
     up = served("models:features_model")
     assert up.predict(X=[{"a": 1, "b": 2}, [3, None]]) == [[2.0, 1.0], [3.0, None]]
+
+
+# ---------------------------------------------------------------------- declared outputs
+
+
+class Declares:
+    """Its return annotation declares two outputs (a string annotation here: this module
+    uses ``from __future__ import annotations``)."""
+
+    def predict(self, X: core.Tensor("float32", (None, 2))) -> core.Outputs({
+        "label": core.Tensor("int64", (None,)),
+        "scores": core.Tensor("float32", (None,), kind="sequence_of_maps", key_dtype="string"),
+    }):
+        return {}
+
+
+class OneTensor:
+    def predict(self, X) -> core.Tensor("float64", (None,)):
+        return X
+
+
+def test_the_return_annotation_declares_the_outputs() -> None:
+    outputs = analyse(Declares()).outputs
+    assert isinstance(outputs, core.Outputs)
+    assert list(outputs) == ["label", "scores"]
+    assert outputs["label"] == core.Tensor("int64", (None,))
+    assert outputs["scores"].kind == "sequence_of_maps" and outputs["scores"].key_dtype == "string"
+    assert analyse(Declares(), auto_detect_predict_params=False).outputs == outputs
+
+
+def test_a_single_tensor_is_one_output_named_after_the_predict_method() -> None:
+    assert analyse(OneTensor()).outputs == core.Outputs({"predict": core.Tensor("float64", (None,))})
+    assert analyse(SumModel()).outputs is None  # no declaration: nothing is made up
+
+
+def test_outputs_is_an_ordered_mapping() -> None:
+    outputs = core.Outputs([("b", core.Tensor()), ("a", core.Tensor("int64"))])
+    assert list(outputs.items()) == [("b", core.Tensor()), ("a", core.Tensor("int64"))]
+    assert len(outputs) == 2 and "a" in outputs and "c" not in outputs
+    assert outputs == core.Outputs({"b": core.Tensor(), "a": core.Tensor("int64")})
+    assert outputs != core.Outputs({"a": core.Tensor("int64"), "b": core.Tensor()})
+    assert hash(outputs) == hash(core.Outputs({"b": core.Tensor(), "a": core.Tensor("int64")}))
+    assert "Outputs({'b': Tensor(" in repr(outputs)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: core.Outputs({}), "at least one output"),
+    (lambda: core.Outputs({"a": "float32"}), "output 'a' must be a core.Tensor"),
+    (lambda: core.Outputs({"": core.Tensor()}), "non-empty string"),
+    (lambda: core.Outputs([("a", core.Tensor()), ("a", core.Tensor())]), "declared twice"),
+    (lambda: core.Tensor(kind="dict"), "kind must be one of tensor, sequence_of_maps"),
+    (lambda: core.Tensor(kind="sequence_of_maps"), "key_dtype is set exactly when"),
+    (lambda: core.Tensor(key_dtype="string"), "key_dtype is set exactly when"),
+])
+def test_declarations_that_make_no_sense_are_refused(make: Any, message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+def test_an_inputs_own_name() -> None:
+    tensor = core.Tensor("float32", (None, 2), name="input:0")
+    assert tensor.name == "input:0" and core.Tensor("float32", (None, 2)).name is None

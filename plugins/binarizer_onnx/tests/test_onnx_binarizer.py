@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 import onnx
 import pytest
-from core.analysis import Tensor, analyse
+from core.analysis import SEQUENCE_OF_MAPS, Outputs, Tensor, analyse
 from core.components import LoadedFile, Storage
 from core.errors import ConfigError, ModelLoadError
 from core.hookspecs import hookimpl
@@ -189,6 +189,61 @@ def test_core_analysis_reads_the_signature(model: OnnxModel) -> None:
     assert not any(a.positional for a in interface.arguments)
 
 
+def test_core_analysis_reads_the_declared_outputs(model: OnnxModel) -> None:
+    """Every output is declared by the documented interface: the return annotation is a
+    ``core.Outputs`` that analysis puts in ``ModelInterface.outputs``."""
+    expected = Outputs({
+        "sum": Tensor("float32", (None, 3)),
+        "prod": Tensor("float32", (None, 3)),
+        "k_twice": Tensor("int64", (1,)),
+    })
+    assert inspect.signature(model.predict).return_annotation == expected
+    assert analyse(model).outputs == expected
+    assert list(analyse(model).outputs or ()) == ["sum", "prod", "k_twice"]
+
+
+def zipmap_and_sequence(path: Path) -> Path:
+    """``X`` float[batch, 2] -> ``label`` (identity), ``probabilities`` = ZipMap(X) with the
+    classes "no" and "yes" (one map per row, as skl2onnx exports classifiers), and ``parts``
+    = a sequence of tensors (no core.Tensor describes it)."""
+    nodes = [
+        helper.make_node("Identity", ["X"], ["label"]),
+        helper.make_node("ZipMap", ["X"], ["probabilities"], domain="ai.onnx.ml",
+                         classlabels_strings=["no", "yes"]),
+        helper.make_node("SequenceConstruct", ["X", "X"], ["parts"]),
+    ]
+    maps = helper.make_sequence_type_proto(helper.make_map_type_proto(
+        TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    tensors = helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "zipmap",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("label", TensorProto.FLOAT, ["batch", 2]),
+         helper.make_value_info("probabilities", maps),
+         helper.make_value_info("parts", tensors)],
+    )
+    model = helper.make_model(graph, ir_version=IR_VERSION, opset_imports=[
+        helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 1)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_sequence_of_maps_is_declared_and_other_types_are_named_in_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = zipmap_and_sequence(tmp_path / "z.onnx")
+    model = OnnxBinarizer().deserialize([LoadedFile(path=str(path))])
+    assert analyse(model).outputs == Outputs({
+        "label": Tensor("float32", (None, 2)),
+        "probabilities": Tensor("float32", (None,), kind=SEQUENCE_OF_MAPS, key_dtype="string"),
+    })
+    assert "output 'parts' is a seq(tensor(float))" in caplog.text
+    result = model.predict(X=[[0.25, 0.75]])
+    assert result["probabilities"] == [{"no": 0.25, "yes": 0.75}]  # predict still returns it all
+    assert len(result["parts"]) == 2
+
+
 def test_inputs_and_outputs_metadata(model: OnnxModel) -> None:
     assert [i.to_dict() for i in model.inputs] == [
         {
@@ -251,6 +306,9 @@ def test_names_that_are_not_identifiers(tmp_path: Path) -> None:
         ("class", "class_"),
     ]
     assert list(inspect.signature(model.predict).parameters) == ["input_0", "input_0_2", "class_"]
+    # the graph's names, for protocols that speak them (V2)
+    names = [a.tensor.name for a in analyse(model).arguments if a.tensor]
+    assert names == ["input:0", "input.0", "class"]
     result = model.predict(input_0=[1, 2], input_0_2=[10, 20], class_=[100, 200])
     assert result["output:0"].tolist() == [111.0, 222.0]
 
