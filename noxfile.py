@@ -21,7 +21,8 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 #: Plugins whose tests need other plugins to have a model to serve.
 TEST_NEEDS: dict[str, list[str]] = {
-    "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent"],
+    "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent",
+                    "transformer_pandas"],
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
 }

@@ -127,6 +127,13 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     if request_id is not None and not isinstance(request_id, str):
         raise V2Error("'id' must be a string")
     parameters = _parameters(doc.get("parameters"), "request 'parameters'")
+    if parameters.get("sequence_id") not in (None, 0, "") or parameters.get("sequence_start") \
+            or parameters.get("sequence_end"):
+        raise V2Error(
+            "the served model is not a sequence model: a request with a sequence_id (or "
+            "sequence_start/sequence_end) cannot be honoured; send it without (Triton answers "
+            "the same for a model without sequence batching)"
+        )
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise V2Error("'inputs' must be a non-empty list of input tensors")

@@ -114,3 +114,14 @@ def test_shapes_numpy_cannot_hold_are_400(doubler: Any, shape: list[int], data: 
     message = kserve_infer(doubler.url, InferInput("x", shape, "FP32", data=data))
     assert message.startswith("400"), message
     assert "input 'x': shape" in message
+
+
+def test_a_sequence_request_is_400(doubler: Any) -> None:
+    """core serves no sequence (stateful) model: tritonclient's sequence_id is refused, as
+    Triton refuses it for a model without sequence batching (it used to be ignored)."""
+    client = httpclient.InferenceServerClient(doubler.address)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("doubler", [x_input()], sequence_id=7, sequence_start=True)
+    assert caught.value.status() == "400" and "not a sequence model" in caught.value.message()
+    result = client.infer("doubler", [x_input()], priority=1, timeout=1000)  # hints: accepted
+    np.testing.assert_array_equal(result.as_numpy("y"), [[2, 4]])
