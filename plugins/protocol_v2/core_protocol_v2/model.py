@@ -158,7 +158,7 @@ class Adapter:
                 return {str(name): value for name, value in result.items()}
             return {self.default_output: result}
         if isinstance(result, Mapping):
-            return {name: result.get(name, _Missing(name, result)) for name in declared}
+            return {name: result[name] if name in result else _Missing(name, result) for name in declared}
         if _is_empty(result):
             return {name: EMPTY for name in declared}
         if len(declared) == 1:
@@ -502,6 +502,7 @@ class NativeAdapter(Adapter):
         return list(self._meta.get("outputs", []))
 
     def data(self, request: InferRequest) -> dict[str, Any]:
+        self.check_outputs(request)
         inputs = [
             {"name": t.name, "datatype": t.datatype, "shape": list(t.shape), "data": t.data,
              "parameters": {k: v for k, v in t.parameters.items() if k not in RESERVED_TENSOR_PARAMETERS}}
@@ -531,7 +532,7 @@ class NativeAdapter(Adapter):
             tensors[tensor.name] = tensor
         return tensors
 
-    def output(self, name: str, value: Any, parameters: dict[str, Any]) -> OutputTensor:
+    def tensor(self, name: str, value: Any) -> OutputTensor:
         """The model's own output as it made it (its parameters are the model's too)."""
         assert isinstance(value, OutputTensor)
         return value
