@@ -1,6 +1,6 @@
 """How a V2 request becomes the ``data`` of ``architecture_predict``, and its result V2 outputs.
 
-Everything known of the model comes from ``up.ml.interface`` (core's documented description
+Everything known of the model comes from ``service.interface`` (core's documented description
 of a model: its arguments, the rows argument, the outputs it declares; docs/plugins.md,
 "Describing a model's tensors") or from the V2 model protocol's methods. Three kinds of
 model, chosen once when the routes are built:
@@ -40,7 +40,7 @@ from core_protocol_v2.codec import (
 )
 
 if TYPE_CHECKING:
-    from core.up import UP
+    from core.http import Service
 
 
 class V2Model(Protocol):
@@ -92,14 +92,11 @@ class Adapter:
 
     platform = "core"
 
-    def __init__(self, up: UP) -> None:
-        self.up = up
-        interface = up.ml.interface
-        if interface is None:
-            raise V2Error("the model is not loaded", 503)
-        self.interface: ModelInterface = interface
-        self.declared: Outputs | None = interface.outputs
-        self.default_output = up.conf.predict_method_name or "predict"
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.interface: ModelInterface = service.interface
+        self.declared: Outputs | None = service.interface.outputs
+        self.default_output = service.conf.predict_method_name or "predict"
 
     # ------------------------------------------------------------------ metadata
 
@@ -115,7 +112,7 @@ class Adapter:
         return [describe(name, tensor) for name, tensor in (self.declared or {}).items()]
 
     def _default_datatype(self) -> str:
-        dtype = self.up.conf.dtype_for_predict
+        dtype = self.service.conf.dtype_for_predict
         return datatypes.from_numpy(dtype) if dtype else "FP32"
 
     # ------------------------------------------------------------------ requests
@@ -324,8 +321,8 @@ class TensorAdapter(Adapter):
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
+    def __init__(self, service: Service) -> None:
+        super().__init__(service)
         # The model's own name of each input (ONNX ``input:0`` is the argument ``input_0``).
         self.by_v2_name: dict[str, Argument] = {}
         for arg in self.interface.arguments:
@@ -420,7 +417,7 @@ class RowsAdapter(Adapter):
         for key, value in _model_parameters(request).items():
             if key not in arguments:
                 raise V2Error(
-                    f"unknown request parameter {key!r}; {self.up.conf.predict_method_name}() takes "
+                    f"unknown request parameter {key!r}; {self.service.conf.predict_method_name}() takes "
                     f"{', '.join(map(repr, arguments))}"
                 )
             if key in body:
@@ -428,7 +425,7 @@ class RowsAdapter(Adapter):
             body[key] = value
         if rows is not None and rows.name not in body:
             raise V2Error(f"missing input for the rows argument {rows.name!r}")
-        data = self.up.ml.validate(body)  # the scalar arguments, checked like POST /predict
+        data = self.service.validate(body)  # the scalar arguments, checked like POST /predict
         data.update(tensors)
         return data
 
@@ -448,7 +445,7 @@ class RowsAdapter(Adapter):
         elif unnamed:
             raise V2Error(
                 f"unknown input(s) {', '.join(repr(t.name) for t in unnamed)}; "
-                f"{self.up.conf.predict_method_name}() takes {', '.join(map(repr, arguments))}"
+                f"{self.service.conf.predict_method_name}() takes {', '.join(map(repr, arguments))}"
                 + ("" if rows is None or rows.name in values else ", or send one input for the rows")
             )
         return values
@@ -488,9 +485,9 @@ class RowsAdapter(Adapter):
 class NativeAdapter(Adapter):
     """A model object that implements the V2 model protocol."""
 
-    def __init__(self, up: UP) -> None:
-        super().__init__(up)
-        self.model = up.ml.model_obj
+    def __init__(self, service: Service) -> None:
+        super().__init__(service)
+        self.model = service.model
         meta = self.model.v2_metadata()
         self.platform = str(meta.get("platform", "core"))
         self._meta = meta
@@ -538,11 +535,11 @@ class NativeAdapter(Adapter):
         return value
 
 
-def adapter_for(up: UP) -> Adapter:
+def adapter_for(service: Service) -> Adapter:
     """The adapter that fits the served model."""
-    if is_v2_model(up.ml.model_obj):
-        return NativeAdapter(up)
-    interface = up.ml.interface
-    if interface is not None and interface.arguments and all(a.tensor is not None for a in interface.arguments):
-        return TensorAdapter(up)
-    return RowsAdapter(up)
+    if is_v2_model(service.model):
+        return NativeAdapter(service)
+    interface = service.interface
+    if interface.arguments and all(a.tensor is not None for a in interface.arguments):
+        return TensorAdapter(service)
+    return RowsAdapter(service)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,21 +11,18 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 import core
-from core.errors import CoreError, RequestError
-from core.web import PREDICT_ID_HEADER, read_body
+from core.components import Deferred
+from core.errors import RequestError
+from core.http import Admission, ErrorFormat, Service
 from core_protocol_v2.codec import (
     HEADER_LENGTH,
     InferRequest,
     RequestedOutput,
     V2Error,
     decode_request,
-    decompress,
     encode_response,
 )
 from core_protocol_v2.model import Adapter, adapter_for
-
-if TYPE_CHECKING:
-    from core.up import UP
 
 logger = logging.getLogger("core")
 
@@ -45,17 +41,26 @@ def error(message: str, status: int = 400, headers: dict[str, str] | None = None
     return _json({"error": message}, status, headers)
 
 
+#: The protocol's error format for the admission gate: ``{"error": "..."}``; a request that
+#: does not fit the model (core's 422) is the protocol's 400.
+V2_ERRORS = ErrorFormat(lambda problem, predict_id: {"error": problem.msg},
+                        status=lambda status: 400 if status == 422 else status)
+#: What ``infer`` takes: JSON, or JSON followed by binary tensors (the binary extension).
+INFER_BODIES = ("application/json", "application/octet-stream", "")
+
+
 class V2Endpoints:
     """The handlers, bound to one application object."""
 
-    def __init__(self, up: UP) -> None:
-        self.up = up
-        self.adapter: Adapter = adapter_for(up)
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.adapter: Adapter = adapter_for(service)
 
     def routes(self) -> list[BaseRoute]:
         """The endpoints; then, under ``/v2``, every other method of their paths (405) and
         every other path (404), answered with the protocol's ``{"error": ...}`` body that V2
         clients read (Starlette tries routes in order)."""
+        gate = self.service.gate
         model = "/v2/models/{model_name}"
         version = model + "/versions/{model_version}"
         endpoints = [
@@ -66,8 +71,8 @@ class V2Endpoints:
             Route(version, self.model_metadata, methods=["GET"]),
             Route(model + "/ready", self.model_ready, methods=["GET"]),
             Route(version + "/ready", self.model_ready, methods=["GET"]),
-            Route(model + "/infer", self.infer, methods=["POST"]),
-            Route(version + "/infer", self.infer, methods=["POST"]),
+            gate.route(model + "/infer", self.infer, accepts=INFER_BODIES, errors=V2_ERRORS),
+            gate.route(version + "/infer", self.infer, accepts=INFER_BODIES, errors=V2_ERRORS),
         ]
         wrong_method: list[BaseRoute] = [
             Route(route.path, _ProtocolError(405, sorted(route.methods or ())))
@@ -79,20 +84,27 @@ class V2Endpoints:
 
     def _unknown(self, request: Request) -> Response | None:
         """A 404 when the path names another model or version."""
-        conf = self.up.conf
+        try:
+            self._check_model(request)
+        except V2Error as problem:
+            return error(problem.message, problem.status)
+        return None
+
+    def _check_model(self, request: Request) -> None:
+        """Raise a 404 V2Error when the path names another model or version."""
+        conf = self.service.conf
         name = request.path_params["model_name"]
         version = request.path_params.get("model_version")
         if name != conf.name:
-            return error(f"unknown model {name!r}; this server serves {conf.name!r}", 404)
+            raise V2Error(f"unknown model {name!r}; this server serves {conf.name!r}", 404)
         if version not in (None, "", conf.version):
-            return error(
+            raise V2Error(
                 f"unknown version {version!r} of model {name!r}; the served version is "
                 f"{conf.version!r}", 404,
             )
-        return None
 
     def _is_ready(self) -> bool:
-        return bool(self.up.ml.loaded and self.up.web.accepting and self.up.web.started.is_set())
+        return self.service.ready().ok
 
     # ------------------------------------------------------------------ endpoints
 
@@ -100,7 +112,8 @@ class V2Endpoints:
         return _json({"name": "core", "version": core.__version__, "extensions": EXTENSIONS})
 
     async def live(self, request: Request) -> Response:
-        return _json({"live": True})
+        live = self.service.live().ok
+        return _json({"live": live}, 200 if live else 503)
 
     async def ready(self, request: Request) -> Response:
         ready = self._is_ready()
@@ -111,62 +124,40 @@ class V2Endpoints:
         if unknown is not None:
             return unknown
         ready = self._is_ready()
-        return _json({"name": self.up.conf.name, "ready": ready}, 200 if ready else 503)
+        return _json({"name": self.service.conf.name, "ready": ready}, 200 if ready else 503)
 
     async def model_metadata(self, request: Request) -> Response:
         unknown = self._unknown(request)
         if unknown is not None:
             return unknown
-        conf = self.up.conf
+        conf = self.service.conf
         return _json({"name": conf.name, "versions": [conf.version], **self.adapter.metadata()})
 
-    async def infer(self, request: Request) -> Response:
-        unknown = self._unknown(request)
-        if unknown is not None:
-            return unknown
-        web = self.up.web
-        conf = self.up.conf
-        predict_id = uuid.uuid4().hex
-        headers = {PREDICT_ID_HEADER: predict_id}
-        limit = conf.throttling_max_requests
-        if limit is not None and web.active_predicts >= limit:
-            return error(
-                f"{web.active_predicts} predictions are running; the limit "
-                f"(throttling_max_requests) is {limit}", 429, {**headers, "Retry-After": "1"},
-            )
-        web.active_predicts += 1
+    async def infer(self, admission: Admission) -> Any:
+        """``POST .../infer``, behind the admission gate (which reads the body, undoing
+        ``Content-Encoding``, and answers errors in :data:`V2_ERRORS`)."""
+        request = admission.request
+        self._check_model(request)
+        infer_request, data = await admission.parse(self._decode, request.headers.get(HEADER_LENGTH))
+        result = await admission.predict(data)
+        if isinstance(result, Deferred):  # a long prediction: answered 202 by the gate
+            return result
+        return self._answer(infer_request, result, {})
+
+    def _decode(self, body: bytes, header_length: str | None) -> tuple[Any, dict[str, Any]]:
+        """The inference request in ``body`` and the ``data`` it gives the model."""
+        infer_request = decode_request(body, header_length)
         try:
-            if not web.accepting:
-                return error("the server is shutting down", 503, {**headers, "Retry-After": "1"})
-            body = await read_body(request, conf.max_body_size)
-            body = decompress(body, request.headers.get("content-encoding"))
-            infer_request = decode_request(body, request.headers.get(HEADER_LENGTH))
-            data = self.adapter.data(infer_request)
-            web.check_request_len(data)
-            result = await self.up.plugins.hook.architecture_predict(
-                architecture=web.architecture, data=data, predict_id=predict_id
-            )
-            if isinstance(result, Response):  # an architecture that answers on its own
-                result.headers[PREDICT_ID_HEADER] = predict_id
-                return result
-            return self._answer(infer_request, result, headers)
-        except V2Error as problem:
-            return error(problem.message, problem.status, headers)
-        except RequestError as problem:
-            status = 400 if problem.status_code == 422 else problem.status_code
-            return error(problem.msg, status, {**headers, **problem.headers})
-        except CoreError as problem:
-            return error(str(problem), 500, headers)
-        except Exception as problem:  # a bug in a plugin: still the protocol's error body
-            logger.exception("unexpected error in V2 infer (predict id %s)", predict_id)
-            return error(f"{type(problem).__name__}: {problem}", 500, headers)
-        finally:
-            web.active_predicts -= 1
+            return infer_request, self.adapter.data(infer_request)
+        except RequestError:
+            raise
+        except (ValueError, TypeError) as problem:
+            raise V2Error(str(problem)) from None
 
     def _answer(self, infer_request: InferRequest, result: Any, headers: dict[str, str]) -> Response:
         """The response: the requested outputs (all of them when none is named), in request
         order, each converted only when it is answered."""
-        conf = self.up.conf
+        conf = self.service.conf
         values = self.adapter.results(result)
         requested = infer_request.outputs
         if requested is None:
@@ -217,9 +208,10 @@ class _ProtocolError:
         await response(scope, receive, send)
 
 
-def openapi_paths(up: UP) -> dict[str, Any]:
+def openapi_paths(service: Service) -> dict[str, Any]:
     """The V2 endpoints as OpenAPI paths (for core's OpenAPI document)."""
-    base = f"/v2/models/{up.conf.name}"
+    conf = service.conf
+    base = f"/v2/models/{conf.name}"
     err = {"description": "error", "content": {"application/json": {"schema": {
         "type": "object", "properties": {"error": {"type": "string"}}}}}}
     tensor = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
@@ -234,7 +226,7 @@ def openapi_paths(up: UP) -> dict[str, Any]:
         f"{base}/ready": {"get": {"summary": "V2 model readiness",
                                   "responses": {"200": {"description": "ready"}, "404": err}}},
         f"{base}/infer": {"post": {
-            "summary": f"V2 inference with {up.conf.name} (JSON, or the binary tensor data extension)",
+            "summary": f"V2 inference with {conf.name} (JSON, or the binary tensor data extension)",
             "requestBody": {"content": {"application/json": {"schema": {
                 "type": "object", "required": ["inputs"], "properties": {
                     "id": {"type": "string"}, "parameters": {"type": "object"},
