@@ -6,7 +6,7 @@ signature (``inspect.signature(model.predict)``) describes the model the documen
 with a :class:`core.Tensor` (dtype, shape, and the graph's name when it is not a Python
 identifier), and a return annotation :class:`core.Outputs` naming every output. So core's
 model analysis builds the request schema from the model itself, and protocols (V2) read
-inputs and outputs from ``up.ml.interface`` alone.
+inputs and outputs from the analysed interface (``service.interface``) alone.
 """
 
 from __future__ import annotations
