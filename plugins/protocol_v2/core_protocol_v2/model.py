@@ -23,6 +23,7 @@ outputs), so that metadata never names an output that inference refuses.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +42,8 @@ from core_protocol_v2.codec import (
 
 if TYPE_CHECKING:
     from core.http import Service
+
+logger = logging.getLogger("core")
 
 
 class V2Model(Protocol):
@@ -78,6 +81,13 @@ def describe(name: str, tensor: Tensor) -> dict[str, Any]:
     if tensor.kind == SEQUENCE_OF_MAPS:
         return {"name": name, "datatype": datatypes.from_numpy(tensor.dtype), "shape": [-1, -1]}
     return {"name": name, "datatype": datatypes.from_numpy(tensor.dtype), "shape": dims(tensor.shape)}
+
+
+def model_fault(message: str) -> V2Error:
+    """A 500 for a result that does not fit what the model declares, or that no tensor can
+    hold: the model's author has to fix it, so it is logged as well as answered."""
+    logger.error("V2 inference: %s", message)
+    return V2Error(message, 500)
 
 
 class _Empty:
@@ -162,10 +172,10 @@ class Adapter:
             return {next(iter(declared)): result}
         if isinstance(result, (list, tuple)) and len(result) == len(declared):
             return dict(zip(declared, result))
-        raise V2Error(
+        size = f" of {len(result)}" if isinstance(result, (list, tuple)) else ""
+        raise model_fault(
             f"the model declares the outputs {', '.join(map(repr, declared))} but returned "
-            f"{type(result).__name__}{f' of {len(result)}' if isinstance(result, (list, tuple)) else ''}; "
-            f"return a dict with those keys", 500,
+            f"{type(result).__name__}{size}; return a dict with those keys"
         )
 
     def output(self, name: str, value: Any, parameters: dict[str, Any]) -> OutputTensor:
@@ -177,9 +187,9 @@ class Adapter:
     def tensor(self, name: str, value: Any) -> OutputTensor:
         """One output's value as a tensor, of its declared datatype when it has one."""
         if isinstance(value, _Missing):
-            raise V2Error(
+            raise model_fault(
                 f"the model declares the output {name!r} but its result has no {name!r} "
-                f"(it has {', '.join(map(repr, value.keys)) or 'no key'})", 500,
+                f"(it has {', '.join(map(repr, value.keys)) or 'no key'})"
             )
         tensor = self.declared.get(name) if self.declared is not None else None
         if tensor is None:
@@ -221,7 +231,7 @@ def to_output(name: str, value: Any, dtype: str | None = None, datatype: str | N
     if datatype is None and dtype is not None:
         datatype = datatypes.from_numpy(dtype)
     if datatype is not None and datatype not in datatypes.DATATYPES:
-        raise V2Error(f"output {name!r}: unknown datatype {datatype!r}", 500)
+        raise model_fault(f"output {name!r}: unknown datatype {datatype!r}")
     try:
         if datatype == "BYTES":
             array = _object_array(value)
@@ -238,10 +248,9 @@ def to_output(name: str, value: Any, dtype: str | None = None, datatype: str | N
             if array.dtype.kind in "SU":
                 array = array.astype(object)
     except (TypeError, ValueError) as error:
-        raise V2Error(
+        raise model_fault(
             f"output {name!r} cannot be sent as a {datatype or 'tensor'} ({error}); return "
-            f"arrays of one shape and type", 500
-        ) from None
+            f"arrays of one shape and type") from None
     return OutputTensor(name, datatype, array)
 
 
@@ -253,17 +262,17 @@ def maps_to_output(name: str, value: Any, tensor: Tensor) -> OutputTensor:
     dtype = _numpy_dtype(tensor.dtype)
     rows = [] if value is EMPTY else value
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
-        raise V2Error(f"output {name!r} is declared a sequence of maps but the model returned "
-                      f"{type(rows).__name__}", 500)
+        raise model_fault(f"output {name!r} is declared a sequence of maps but the model returned "
+                      f"{type(rows).__name__}")
     keys = list(rows[0]) if rows else []
     for index, row in enumerate(rows):
         if len(row) != len(keys) or any(k not in row for k in keys):
-            raise V2Error(f"output {name!r}: row {index} has the keys {list(row)}, row 0 has "
-                          f"{keys}; a tensor needs the same keys in every row", 500)
+            raise model_fault(f"output {name!r}: row {index} has the keys {list(row)}, row 0 has "
+                          f"{keys}; a tensor needs the same keys in every row")
     try:
         data = np.array([[row[k] for k in keys] for row in rows], dtype=dtype).reshape(len(rows), len(keys))
     except (TypeError, ValueError) as error:
-        raise V2Error(f"output {name!r}: the maps' values are not {tensor.dtype}: {error}", 500) from None
+        raise model_fault(f"output {name!r}: the maps' values are not {tensor.dtype}: {error}") from None
     classes: list[Any] = [int(k) if tensor.key_dtype == "int64" else str(k) for k in keys]
     return OutputTensor(name, datatypes.from_numpy(tensor.dtype), data, {"classes": classes})
 
@@ -521,10 +530,9 @@ class NativeAdapter(Adapter):
                 try:
                     tensor.data = tensor.data.reshape(shape)
                 except ValueError:
-                    raise V2Error(
+                    raise model_fault(
                         f"output {tensor.name!r}: shape {shape} does not fit its "
-                        f"{tensor.data.size} element(s)", 500
-                    ) from None
+                        f"{tensor.data.size} element(s)") from None
             tensor.parameters = dict(out.get("parameters") or {})
             tensors[tensor.name] = tensor
         return tensors

@@ -49,6 +49,12 @@ class Labels:
     def predict(self, X, prefix: str = "") -> core.Tensor("string", (None,)):
         return [prefix + str(len(row)) for row in X]
 
+class Forgets:
+    """Declares two outputs and returns one."""
+
+    def predict(self, X) -> core.Outputs({"a": core.Tensor("float64"), "b": core.Tensor("float64")}):
+        return {"a": np.asarray(X, dtype=np.float64)}
+
 class Flags:
     def predict(self, X):
         return np.asarray(X)
@@ -62,6 +68,7 @@ two = TwoOutputs()
 declared = Declared()
 labels = Labels()
 flags = Flags()
+forgets = Forgets()
 broken = Broken()
 '''
 
@@ -276,3 +283,16 @@ def test_gzip_request_compression(scaler: Any) -> None:
     client = httpclient.InferenceServerClient(scaler.address)
     result = client.infer("scaler", [rows_input(True)], request_compression_algorithm="gzip")
     np.testing.assert_array_equal(result.as_numpy("predict"), np.arange(6).reshape(2, 3))
+
+
+def test_a_result_that_does_not_fit_the_declaration_is_a_logged_500(serve: Any, models_dir: Path) -> None:
+    server = serve(memory("forgets", "forgets"), pythonpath=[models_dir])
+    client = httpclient.InferenceServerClient(server.address)
+    result = client.infer("forgets", [rows_input(True)], outputs=[httpclient.InferRequestedOutput("a")])
+    np.testing.assert_array_equal(result.as_numpy("a"), np.arange(6).reshape(2, 3))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("forgets", [rows_input(True)])
+    assert caught.value.status() == "500"
+    message = "the model declares the output 'b' but its result has no 'b' (it has 'a')"
+    assert message in caught.value.message()
+    assert message in server.log()
