@@ -75,10 +75,11 @@ class V2Endpoints:
             gate.route(version + "/infer", self.infer, accepts=INFER_BODIES, errors=V2_ERRORS),
         ]
         wrong_method: list[BaseRoute] = [
-            Route(route.path, _ProtocolError(405, sorted(route.methods or ())))
+            Route(route.path, _ProtocolError(405, sorted(route.methods or ())), include_in_schema=False)
             for route in endpoints
         ]
-        return [*endpoints, *wrong_method, Route("/v2/{path:path}", _ProtocolError(404))]
+        anything_else = Route("/v2/{path:path}", _ProtocolError(404), include_in_schema=False)
+        return [*endpoints, *wrong_method, anything_else]
 
     # ------------------------------------------------------------------ helpers
 
