@@ -139,17 +139,19 @@ class V2Endpoints:
         ``Content-Encoding``, and answers errors in :data:`V2_ERRORS`)."""
         request = admission.request
         self._check_model(request)
-        infer_request, data = await admission.parse(self._decode, request.headers.get(HEADER_LENGTH))
+        # a large body is decoded in the gate's parser process: its tensors come back as arrays
+        infer_request = await admission.parse(decode_request, request.headers.get(HEADER_LENGTH),
+                                              large=decode_request)
+        data = self._data(infer_request)
         result = await admission.predict(data)
         if isinstance(result, Deferred):  # a long prediction: answered 202 by the gate
             return result
         return self._answer(infer_request, result, {})
 
-    def _decode(self, body: bytes, header_length: str | None) -> tuple[Any, dict[str, Any]]:
-        """The inference request in ``body`` and the ``data`` it gives the model."""
-        infer_request = decode_request(body, header_length)
+    def _data(self, infer_request: Any) -> dict[str, Any]:
+        """The ``data`` an inference request gives the model."""
         try:
-            return infer_request, self.adapter.data(infer_request)
+            return self.adapter.data(infer_request)
         except RequestError:
             raise
         except (ValueError, TypeError) as problem:
