@@ -10,12 +10,19 @@ from typing import Any
 
 import core
 
+#: The file (named by this environment variable) where each call writes ``<pid> <tag>``.
+CALLS_LOG = "FAULTS_CALLS_LOG"
+
 
 class CrashingModel:
-    """Answers with the pid of the process that ran it; ``crash`` makes it die instead:
-    ``"segfault"`` reads address 0, ``"exit"`` calls ``os._exit(1)``."""
+    """Answers with the pid of the process that ran it, after ``seconds``; ``crash`` makes it
+    die instead: ``"segfault"`` reads address 0, ``"exit"`` calls ``os._exit(1)``. With
+    ``$FAULTS_CALLS_LOG`` set, each call first writes ``<pid> <tag>`` there."""
 
-    def predict(self, X: Any, crash: str = "", seconds: float = 0.0) -> Any:
+    def predict(self, X: Any, crash: str = "", seconds: float = 0.0, tag: str = "") -> Any:
+        if os.environ.get(CALLS_LOG):
+            with open(os.environ[CALLS_LOG], "a") as calls:
+                calls.write(f"{os.getpid()} {tag}\n")
         if crash == "segfault":
             ctypes.string_at(0)
         elif crash == "exit":
