@@ -20,7 +20,7 @@ import httpx
 import pytest
 import tomli_w
 from conftest import SUPPORT
-from serving import object_config
+from faults import config as object_config
 
 from core import Config
 from core.errors import ConfigError

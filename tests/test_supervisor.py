@@ -20,7 +20,7 @@ import httpx
 import pytest
 from conftest import SUPPORT
 from faults import CALLS_LOG
-from serving import object_config
+from faults import config as object_config
 
 from core.testing import Server
 

@@ -6,9 +6,27 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
+
+import attrs
+from components import ObjectStorage
 
 import core
+
+
+@attrs.define(kw_only=True)
+class ObjectsStorage(ObjectStorage):
+    """``components.ObjectStorage`` saying that it hands over a model object, so that
+    ``core serve`` and ``core validate`` need no binarizer for it (core alone)."""
+
+    hands_over_objects: ClassVar[bool] = True
+
+
+def config(spec: str, **extra: Any) -> dict[str, Any]:
+    """A config serving the object ``spec`` (``"module:attr"``) of ``support/``."""
+    return {"name": "test-model", "storage_type": "faults.ObjectsStorage",
+            "storage_kwargs": {"spec": spec}, **extra}
+
 
 #: The file (named by this environment variable) where each call writes ``<pid> <tag>``.
 CALLS_LOG = "FAULTS_CALLS_LOG"
