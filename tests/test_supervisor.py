@@ -18,11 +18,12 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from conftest import SUPPORT
 from faults import CALLS_LOG
 from faults import config as object_config
 
 from core.testing import Server
+
+SUPPORT = Path(__file__).parent / "support"
 
 SERVE = [sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", "{port}"]
 CLIENTS = 4
