@@ -89,6 +89,12 @@ class ServeApp:
         up.web.load()
         return up
 
+    def drain(self) -> None:
+        """A graceful shutdown begins: the web app stops being ready and closes each
+        connection after its answer (:meth:`core.web.Web.drain`)."""
+        if self.up is not None:
+            self.up.web.drain()
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)

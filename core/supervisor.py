@@ -7,8 +7,9 @@ line and no wasted load. ``serving ... on ...`` is printed only once the server 
 connections: ``worker_serve`` awaits its shutdown trigger only after every socket listens,
 and the trigger used here announces, then waits for the stop.
 
-**One process** (:func:`serve_in_process`, ``core serve``): SIGINT and SIGTERM start hypercorn's
-graceful shutdown; a signal while the model still loads ends the process at once.
+**One process** (:func:`serve_in_process`, ``core serve``): SIGINT and SIGTERM drain the app
+and start hypercorn's graceful shutdown; a signal while the model still loads ends the process
+at once.
 
 **Workers** (:class:`Supervisor`, ``core serve --workers N``). ``hypercorn --workers N`` stops
 every worker as soon as one dies, and its parent then exits 0 (``_join_exited`` in
@@ -160,6 +161,7 @@ async def serve_app(
         finally:
             if watcher is not None:
                 watcher.cancel()
+        app.drain()  # then hypercorn stops accepting and gives requests graceful_timeout
 
     await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
                        hypercorn_config, sockets=sockets, shutdown_trigger=shutdown_trigger)

@@ -55,7 +55,7 @@ crashing_model = CrashingModel()
 class BrokenArchitecture(core.Architecture):
     """An architecture with a bug (not a user mistake): building it raises RuntimeError."""
 
-    def __init__(self, up: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # whatever core builds it with
         raise RuntimeError("a bug in BrokenArchitecture")
 
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:  # pragma: no cover
