@@ -99,7 +99,7 @@ def _check_auto_binarizer(conf: Config, binarizers: Any) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from core.app import configure_logging
-    from core.supervisor import CrashLoop, Supervisor, bind, serve_in_process
+    from core.supervisor import Supervisor, bind, serve_in_process
     from core.up import UP
 
     conf = config_from_args(args)
@@ -133,7 +133,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
             if not isinstance(conf, Config):
                 raise PluginError(f"plugin {impl.plugin_name!r}: config_from_options returned "
                                   f"{type(conf).__name__}, not a core.Config")
-            given.append((" / ".join(args.plugin_options.get(impl.plugin_name, [impl.plugin_name])), conf))
+            options = [option for option, _dest in args.plugin_options.get(impl.plugin_name, [])]
+            given.append((" / ".join(options or [f"an option of plugin {impl.plugin_name!r}"]), conf))
     if len(given) > 1:
         raise ConfigError(f"{given[0][0]} and {given[1][0]} both say what to serve; give one")
     if given:
@@ -172,8 +173,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _what(args: argparse.Namespace) -> str:
     """What ``validate`` checked, as the user named it."""
     for options in args.plugin_options.values():
-        for option in options:
-            value = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        for _option, dest in options:
+            value = getattr(args, dest, None)
             if value is not None:
                 return str(value)
     return args.target or os.environ.get(CONFIG_ENV) or "the environment's config"
@@ -278,20 +279,20 @@ def _add_plugin_commands(commands: Any) -> None:
                               f"subparser: {taken[0]}")
 
 
-def _add_plugin_options(command: argparse.ArgumentParser) -> dict[str, list[str]]:
+def _add_plugin_options(command: argparse.ArgumentParser) -> dict[str, list[tuple[str, str]]]:
     """``register_serve_options`` for ``command``, one plugin at a time; returns the options
-    each plugin added (``{"mlcomponent": ["--manifest"]}``)."""
+    each plugin added, with their ``dest`` (``{"mlcomponent": [("--manifest", "manifest")]}``)."""
     from core.plugins import get_plugins
 
-    added: dict[str, list[str]] = {}
+    added: dict[str, list[tuple[str, str]]] = {}
     for impl in _call_order(get_plugins().hook.register_serve_options):
         before = len(command._actions)
         try:
             impl.function(**_arguments(impl, parser=command))
         except argparse.ArgumentError as error:
             raise PluginError(f"plugin {impl.plugin_name!r} (register_serve_options): {error}") from None
-        added[impl.plugin_name] = [action.option_strings[-1] if action.option_strings else action.dest
-                                   for action in command._actions[before:]]
+        added[impl.plugin_name] = [(action.option_strings[-1] if action.option_strings else action.dest,
+                                    action.dest) for action in command._actions[before:]]
     return added
 
 
