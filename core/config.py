@@ -78,6 +78,19 @@ def _not_negative(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"config key {attribute.name!r} must be 0 or more, got {value!r}")
 
 
+#: The level names ``log_level`` takes (any case): Python's own, as ``logging`` knows them.
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _log_level(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    known = logging.getLevelName(value.upper()) if isinstance(value, str) else None
+    if not isinstance(known, int) or value.upper() == "NOTSET":
+        raise ConfigError(
+            f"config key {attribute.name!r} must be one of {', '.join(LOG_LEVELS)} (any case), "
+            f"got {value!r}"
+        )
+
+
 def _columns(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -132,7 +145,7 @@ class Config:
     max_body_size: int = _setting(32 * 1024 * 1024, int, extra=[_positive])
     body_timeout: float = _setting(30.0, float, int, extra=[_positive])
     timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
-    log_level: str = _setting("INFO", str)
+    log_level: str = _setting("INFO", str, extra=[_log_level])
 
     # -- serving architectures (mode): worker_and_queue and batching
     max_queue_size: int = _setting(100, int, extra=[_positive])
@@ -251,18 +264,24 @@ def _flatten(data: Mapping[str, Any], source: str | None) -> dict[str, Any]:
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a config file by its extension: .toml, .json, .yaml/.yml."""
+    """Parse a config file by its extension: .toml, .json, .yaml/.yml (UTF-8 text).
+
+    :raises ConfigError: one line naming the file, for a missing, unreadable, binary or
+        invalid file and for an unknown extension.
+    """
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file not found: {file}")
     suffix = file.suffix.lower()
-    text = file.read_text()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"{file}: unknown config format {suffix!r}; use .toml, .json or .yaml")
+    text = _read_text(file)
     try:
         if suffix == ".toml":
             return tomllib.loads(text)
         if suffix == ".json":
             data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
+        else:
             try:
                 import yaml
             except ImportError:
@@ -271,15 +290,33 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "or use TOML or JSON"
                 ) from None
             data = yaml.safe_load(text)
-        else:
-            raise ConfigError(f"{file}: unknown config format {suffix!r}; use .toml, .json or .yaml")
     except ConfigError:
         raise
     except Exception as error:  # each parser has its own error class
-        raise ConfigError(f"{file}: not valid {suffix[1:].upper()}: {error}") from None
+        message = " ".join(str(error).split())  # YAML's errors span several lines
+        raise ConfigError(f"{file}: not valid {suffix[1:].upper()}: {message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: a config must be a mapping at the top level")
     return data
+
+
+def _read_text(file: Path) -> str:
+    """The file as UTF-8 text; a binary file (a model named as the config...) is a ConfigError."""
+    try:
+        raw = file.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read the config file: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{file}: not a text file (byte {error.start} is not UTF-8); a config is TOML, "
+            "JSON or YAML text"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{file}: not a text file (it holds NUL bytes); a config is TOML, JSON "
+                          "or YAML text")
+    return text
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 The order in which they fire during a server's life::
 
+    the core command line (core serve, core validate, any plugin command)
+      register_commands      <- argparse subcommands  plugins add whole commands
+      register_serve_options <- argparse options      plugins add options saying what to serve
+      config_from_options    -> Config                the parsed options become the config
     start-up
       register_storages / register_binarizers /      plugins name what they provide
       register_transformers / register_architectures
@@ -42,10 +46,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from starlette.routing import BaseRoute
 
     from core.analysis import Argument
     from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
+    from core.config import Config
     from core.http import Service
 
 PROJECT = "core"
@@ -217,4 +224,56 @@ def extend_openapi(service: Service) -> dict[str, Any] | None:
     :param service: the served model (see :func:`register_routes`).
     :return: ``{"paths": {...}, "components": {"schemas": {...}}}`` merged into
         ``/openapi.json``, or ``None``.
+    """
+
+
+@hookspec
+def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add subcommands to the ``core`` command line (``core <yours> ...``).
+
+    Called once each time the command line is built: at every run of ``core``, before it
+    parses its arguments (so also for ``core --help``, which lists your commands).
+
+    :param commands: the object ``argparse.ArgumentParser.add_subparsers()`` returned. Call
+        ``commands.add_parser("name", help="...")``, add the command's arguments to the parser
+        it returns, and ``set_defaults(func=run)``: ``core`` then calls
+        ``run(args: argparse.Namespace)`` and exits with the ``int`` it returns. Raise
+        :class:`core.errors.CoreError` (e.g. ``ConfigError``) for a mistake the user can fix:
+        ``core`` prints it as one line and exits 1. A name another command already has is an
+        error naming your plugin.
+    """
+
+
+@hookspec
+def register_serve_options(parser: argparse.ArgumentParser) -> None:
+    """Add options that say what to serve to ``core serve`` and ``core validate``.
+
+    Called each time the command line is built, once with ``core serve``'s parser and once
+    with ``core validate``'s (``parser.prog`` tells which), so that ``core validate`` checks
+    exactly what ``core serve`` would serve. Your options show in ``core serve --help`` only
+    while your plugin is installed; turn them into a config in :func:`config_from_options`.
+
+    :param parser: the command's ``argparse.ArgumentParser``; call ``parser.add_argument``
+        with ``--long-names`` (``default=None``, so that :func:`config_from_options` can tell
+        when an option was not given). An option another plugin or ``core`` already has is an
+        error naming your plugin.
+    """
+
+
+@hookspec
+def config_from_options(options: argparse.Namespace) -> Config | None:
+    """Build the config to serve from the options your plugin added.
+
+    Called by ``core serve`` and ``core validate`` once their arguments are parsed, before
+    the config file or model path argument is read.
+
+    :param options: the parsed command line; your options are attributes named as argparse
+        names them (``--manifest`` -> ``options.manifest``).
+    :return: the :class:`core.Config` to serve when one of your options was given, else
+        ``None``. The environment's ``CORE_<KEY>`` settings and ``core serve``'s
+        ``--host``/``--port``/``--mode``/``--binarizer`` apply over it, as over a config
+        file. Giving a config file or model path as well, or options of two plugins that
+        each return a config, is an error naming the options. Raise
+        :class:`core.errors.ConfigError` with one line naming the file and the field for a
+        mistake in what your options point at.
     """

@@ -3,8 +3,9 @@ model)`` function, with file exchange, from a config or an MLComponent manifest.
 
 Provides the storage ``mlcomponent`` (it imports the function and hands ``core`` an
 :class:`~core_mlcomponent.model.InferenceFunctionModel`), the routes ``POST /inference``,
-``GET /inference`` and ``GET /files/{name}``, and :func:`core_mlcomponent.manifest.config_from_manifest`
-for ``core serve --manifest``. See the README.
+``GET /inference`` and ``GET /files/{name}``, and ``core serve --manifest FILE`` (and
+``core validate --manifest FILE``) through core's command-line hooks, built on
+:func:`core_mlcomponent.manifest.config_from_manifest`. See the README.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 from core import hookimpl
 
 if TYPE_CHECKING:
+    import argparse
+
     from starlette.routing import BaseRoute
 
+    from core.config import Config
     from core.hookspecs import Register
     from core.http import Service
 
@@ -62,3 +66,22 @@ def extend_openapi(service: Service) -> dict[str, Any] | None:
     from core_mlcomponent.routes import openapi_fragment
 
     return openapi_fragment(model)
+
+
+@hookimpl(optionalhook=True)
+def register_serve_options(parser: argparse.ArgumentParser) -> None:
+    """``core serve --manifest FILE`` (and ``core validate --manifest FILE``)."""
+    parser.add_argument("--manifest", metavar="FILE",
+                        help="an MLComponent manifest (YAML) to serve, instead of a config file "
+                        "(core-mlcomponent)")
+
+
+@hookimpl(optionalhook=True)
+def config_from_options(options: argparse.Namespace) -> Config | None:
+    """The config that serves the manifest given with ``--manifest``, if one was."""
+    path = getattr(options, "manifest", None)
+    if path is None:
+        return None
+    from core_mlcomponent.manifest import config_from_manifest
+
+    return config_from_manifest(path)

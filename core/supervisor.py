@@ -1,0 +1,413 @@
+"""How ``core serve`` runs hypercorn: in this process, or as N worker processes it keeps alive.
+
+Both ways use hypercorn's own machinery: ``Config.create_sockets()`` binds the sockets, and
+``worker_serve``, the coroutine hypercorn runs in each of its worker processes, serves the app
+on them. The sockets are bound before any model loads (:func:`bind`), so a taken port is one
+line and no wasted load. ``serving ... on ...`` is printed only once the server accepts
+connections: ``worker_serve`` awaits its shutdown trigger only after every socket listens,
+and the trigger used here announces, then waits for the stop.
+
+**One process** (:func:`serve_in_process`, ``core serve``): SIGINT and SIGTERM drain the app
+and start hypercorn's graceful shutdown; a signal while the model still loads ends the process
+at once.
+
+**Workers** (:class:`Supervisor`, ``core serve --workers N``). ``hypercorn --workers N`` stops
+every worker as soon as one dies, and its parent then exits 0 (``_join_exited`` in
+``hypercorn/run.py``). Instead, this process holds the sockets, starts N workers (hypercorn's
+"spawn" processes, each serving the same sockets), and:
+
+* replaces a worker that dies once serving (a segfault, ``os._exit``, SIGKILL from the OOM
+  killer): only the requests in flight on that worker are lost, the others keep serving;
+* forwards SIGTERM and SIGINT through hypercorn's multiprocess shutdown event, so every
+  worker shuts down gracefully; a worker also stops if this process disappears;
+* exits :data:`EXIT_STARTUP_FAILED` (1) when a worker fails to start (the worker's one line
+  is printed once, not once per worker), and :data:`EXIT_CRASH_LOOP` (3) on a crash loop: more
+  than :attr:`CrashLoop.max_deaths` deaths within :attr:`CrashLoop.window` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from core.app import ServeApp
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.synchronize import Event
+
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.config import Sockets
+
+    from core.config import Config
+
+logger = logging.getLogger("core")
+
+EXIT_OK = 0
+#: A worker (or the only process) could not start: config, model, analysis, or a crash.
+EXIT_STARTUP_FAILED = 1
+#: Workers kept dying: more than ``CrashLoop.max_deaths`` in ``CrashLoop.window`` seconds.
+EXIT_CRASH_LOOP = 3
+#: Seconds between a worker's checks of the supervisor's shutdown event (hypercorn polls too).
+POLL_INTERVAL = 0.1
+#: Seconds a stopping worker gets beyond its graceful timeouts before it is killed.
+STOP_MARGIN = 5.0
+
+
+@attrs.frozen
+class CrashLoop:
+    """When the supervisor gives up: more than ``max_deaths`` worker deaths within ``window``
+    seconds (``core serve --max-worker-deaths``, ``--worker-deaths-window``)."""
+
+    max_deaths: int = 5
+    window: float = 60.0
+
+
+def bind(hypercorn_config: HypercornConfig) -> Sockets:
+    """Bind the sockets hypercorn will serve on (they listen only once the app has started).
+
+    :raises ConfigError: one line naming the address, for a taken port, a port the user may
+        not bind, or an unknown host.
+    """
+    try:
+        return hypercorn_config.create_sockets()
+    except OSError as error:
+        where = ", ".join(hypercorn_config.bind)
+        if error.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (another server?); choose another --port"
+        elif error.errno == errno.EACCES:
+            reason = "permission denied (ports below 1024 need privileges); choose another --port"
+        elif isinstance(error, socket.gaierror):
+            reason = f"unknown host ({error.strerror}); check --host"
+        else:
+            reason = error.strerror or str(error)
+        raise ConfigError(f"cannot listen on {where}: {reason}") from None
+
+
+def close(sockets: Sockets) -> None:
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+
+
+def addresses(sockets: Sockets) -> str:
+    """Where the sockets are bound, as URLs (the real port, also for ``--port 0``)."""
+    from hypercorn.utils import repr_socket_addr
+
+    urls = [f"https://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets.secure_sockets]
+    urls += [f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets.insecure_sockets]
+    return ", ".join(urls)
+
+
+async def serve_app(
+    app: ServeApp,
+    hypercorn_config: HypercornConfig,
+    sockets: Sockets,
+    *,
+    on_listening: Callable[[], None],
+    on_stopped_while_starting: Callable[[], None],
+    signals: tuple[signal.Signals, ...],
+    stop_when: Callable[[], bool] | None = None,
+) -> None:
+    """Serve ``app`` on ``sockets`` with hypercorn's ``worker_serve`` until stopped.
+
+    :param on_listening: called once every socket accepts connections (the app has started).
+    :param on_stopped_while_starting: called when one of ``signals`` arrives before that; it
+        must end the process (there is nothing to finish while the model loads).
+    :param signals: the signals that start the graceful shutdown.
+    :param stop_when: polled every :data:`POLL_INTERVAL` seconds; ``True`` stops the server.
+    """
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import wrap_app
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    listening = False
+
+    def on_signal() -> None:
+        if not listening:
+            on_stopped_while_starting()
+        stop.set()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal)
+
+    async def watch() -> None:
+        assert stop_when is not None
+        while not stop_when():
+            await asyncio.sleep(POLL_INTERVAL)
+        stop.set()
+
+    async def shutdown_trigger() -> None:
+        # worker_serve awaits this only after asyncio.start_server() ran for every socket.
+        nonlocal listening
+        listening = True
+        on_listening()
+        watcher = loop.create_task(watch()) if stop_when is not None else None
+        try:
+            await stop.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        app.drain()  # then hypercorn stops accepting and gives requests graceful_timeout
+
+    await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+                       hypercorn_config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+
+
+def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets) -> int:
+    """``core serve``: load the model and serve it in this process until SIGINT/SIGTERM."""
+
+    def announce() -> None:
+        print(f"core: serving {conf.name!r} on {addresses(sockets)}", file=sys.stderr, flush=True)
+
+    def stopped_while_starting() -> None:
+        print("core: stopped before start-up finished", file=sys.stderr, flush=True)
+        os._exit(EXIT_OK)
+
+    try:
+        asyncio.run(serve_app(ServeApp(conf), hypercorn_config, sockets, on_listening=announce,
+                              on_stopped_while_starting=stopped_while_starting,
+                              signals=(signal.SIGINT, signal.SIGTERM)))
+    finally:
+        close(sockets)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- worker processes
+
+
+def run_worker(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets,
+               shutdown_event: Event, channel: Connection) -> None:
+    """The body of one worker process: serve until the supervisor's ``shutdown_event``, a
+    SIGTERM of its own, or the supervisor's disappearance. Tells the supervisor ``("ready",)``
+    once it accepts connections, or ``("failed", line, details)`` if it cannot start."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the supervisor decides
+    supervisor = os.getppid()
+
+    def failed(line: str, details: str | None) -> Any:
+        channel.send(("failed", line, details))
+        channel.close()
+        os._exit(EXIT_STARTUP_FAILED)
+
+    asyncio.run(serve_app(
+        ServeApp(conf, on_startup_failure=failed), hypercorn_config, sockets,
+        on_listening=lambda: channel.send(("ready",)),
+        on_stopped_while_starting=lambda: os._exit(EXIT_OK),
+        signals=(signal.SIGTERM,),
+        stop_when=lambda: shutdown_event.is_set() or os.getppid() != supervisor,
+    ))
+
+
+@attrs.define
+class Worker:
+    """One worker process in its slot (1..N), and what the supervisor knows of it."""
+
+    slot: int
+    process: BaseProcess
+    channel: Connection
+    ready: bool = False
+    failure: tuple[str, str | None] | None = None
+    talking: bool = True  # until its channel reaches EOF (the worker has exited)
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.slot} (pid {self.process.pid})"
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """``killed by SIGSEGV``, ``exited with code 1``..."""
+    if exitcode is None:
+        return "is still running"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class Supervisor:
+    """Runs ``workers`` processes serving ``conf`` on ``sockets``, replacing each that dies.
+
+    :meth:`run` returns the exit code: :data:`EXIT_OK` after SIGTERM/SIGINT,
+    :data:`EXIT_STARTUP_FAILED` when a worker could not start, :data:`EXIT_CRASH_LOOP` when
+    workers died more often than ``crash_loop`` allows.
+    """
+
+    def __init__(self, conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets,
+                 workers: int, crash_loop: CrashLoop | None = None) -> None:
+        self.conf = conf
+        self.hypercorn_config = hypercorn_config
+        self.sockets = sockets
+        self.count = workers
+        self.crash_loop = crash_loop or CrashLoop()
+        self.context = multiprocessing.get_context("spawn")  # as hypercorn: no forked threads
+        self.shutdown_event = self.context.Event()
+        self.workers: dict[int, Worker] = {}
+        self.deaths: list[float] = []
+        self.announced = False
+        self._signals: list[int] = []
+        self._wakeup_read, self._wakeup_write = socket.socketpair()
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> int:
+        """Start the workers and supervise them until stopped; the exit code."""
+        previous = self._install_signal_handlers()
+        try:
+            for slot in range(1, self.count + 1):
+                self._start(slot)
+            return self._supervise()
+        finally:
+            self._restore_signal_handlers(previous)
+            close(self.sockets)
+            self._wakeup_read.close()
+            self._wakeup_write.close()
+
+    def _start(self, slot: int) -> None:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=run_worker, name=f"core-worker-{slot}",
+            args=(self.conf, self.hypercorn_config, self.sockets, self.shutdown_event, writer),
+        )
+        # As hypercorn does: the worker starts with SIGINT ignored (Ctrl+C reaches the whole
+        # process group; this process decides), and keeps it so in run_worker.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        writer.close()  # the worker holds the only writing end: EOF once it is gone
+        self.workers[slot] = Worker(slot, process, reader)
+
+    def _supervise(self) -> int:
+        while True:
+            waitables: list[Any] = [self._wakeup_read]
+            for worker in self.workers.values():
+                waitables += [worker.channel] if worker.talking else []
+                waitables.append(worker.process.sentinel)
+            wait(waitables)
+            if self._take_signals():
+                return self._stop(EXIT_OK)
+            for worker in list(self.workers.values()):
+                self._read(worker)
+                if worker.process.is_alive():
+                    continue
+                code = self._ended(worker)
+                if code is not None:
+                    return code
+
+    def _read(self, worker: Worker) -> None:
+        """Take the worker's messages: ready, or why it could not start."""
+        try:
+            while worker.channel.poll():
+                message = worker.channel.recv()
+                if message[0] == "ready":
+                    worker.ready = True
+                    self._announce_once_all_ready(worker)
+                elif message[0] == "failed":
+                    worker.failure = (message[1], message[2])
+        except (EOFError, OSError):
+            worker.talking = False  # the worker is exiting; its sentinel will say so
+
+    def _announce_once_all_ready(self, worker: Worker) -> None:
+        if self.announced:
+            logger.info("core: %s is serving", worker.name)
+            return
+        if all(w.ready for w in self.workers.values()) and len(self.workers) == self.count:
+            self.announced = True
+            pids = ", ".join(str(w.process.pid) for w in self.workers.values())
+            print(f"core: serving {self.conf.name!r} on {addresses(self.sockets)} with "
+                  f"{self.count} workers (pids {pids})", file=sys.stderr, flush=True)
+
+    def _ended(self, worker: Worker) -> int | None:
+        """A worker exited on its own: replace it, or return the supervisor's exit code."""
+        worker.process.join()
+        worker.channel.close()
+        del self.workers[worker.slot]
+        if not worker.ready:  # it never served: the same would happen to its replacement
+            line = worker.failure[0] if worker.failure else (
+                f"core: cannot start: {worker.name} {how_it_ended(worker.process.exitcode)} "
+                "while loading the model")
+            details = worker.failure[1] if worker.failure else None
+            logger.critical("%s", line if details is None else f"{line}\n{details}")
+            return self._stop(EXIT_STARTUP_FAILED)
+        now = time.monotonic()
+        limit = self.crash_loop
+        self.deaths = [t for t in self.deaths if now - t <= limit.window] + [now]
+        ended = f"{worker.name} {how_it_ended(worker.process.exitcode)}"
+        if len(self.deaths) > limit.max_deaths:
+            logger.critical(
+                "core: stopping: %s; %d workers died within %g s, more than the %d allowed "
+                "(a crash loop; --max-worker-deaths, --worker-deaths-window)",
+                ended, len(self.deaths), limit.window, limit.max_deaths)
+            return self._stop(EXIT_CRASH_LOOP)
+        logger.error("core: %s; starting a new one (%d of at most %d worker deaths in %g s)",
+                     ended, len(self.deaths), limit.max_deaths, limit.window)
+        self._start(worker.slot)
+        return None
+
+    def _stop(self, code: int) -> int:
+        """Stop every worker and return ``code``: those serving shut down gracefully (the
+        shutdown event), those still loading at once (SIGTERM)."""
+        self.shutdown_event.set()
+        for worker in self.workers.values():
+            if not worker.ready:
+                worker.process.terminate()
+        grace = self.hypercorn_config.graceful_timeout + self.conf.timeout_for_shutdown_daemon
+        deadline = time.monotonic() + grace + STOP_MARGIN
+        for worker in self.workers.values():
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                logger.error("core: %s did not stop in %g s; killing it", worker.name,
+                             grace + STOP_MARGIN)
+                worker.process.kill()
+                worker.process.join()
+            worker.channel.close()
+        self.workers.clear()
+        return code
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signal_handlers(self) -> tuple[dict[signal.Signals, Any], int]:
+        """SIGINT/SIGTERM are recorded and wake :meth:`_supervise` (through the wakeup fd)."""
+        self._wakeup_read.setblocking(False)
+        self._wakeup_write.setblocking(False)
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        for signum in handlers:
+            signal.signal(signum, self._on_signal)
+        return handlers, signal.set_wakeup_fd(self._wakeup_write.fileno())
+
+    def _restore_signal_handlers(self, previous: tuple[dict[signal.Signals, Any], int]) -> None:
+        handlers, wakeup_fd = previous
+        signal.set_wakeup_fd(wakeup_fd)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _take_signals(self) -> bool:
+        try:
+            while self._wakeup_read.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+        taken, self._signals = self._signals, []
+        if taken:
+            logger.info("core: %s received; stopping %d workers gracefully",
+                        signal.Signals(taken[0]).name, len(self.workers))
+        return bool(taken)
