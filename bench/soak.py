@@ -10,7 +10,8 @@ asyncio that knows what happened to each request it wrote:
 * ``answered``: a complete response came back (counted by status: ``non_2xx`` are the rest);
 * ``unanswered``: the request was written but its connection closed or was reset before a
   complete response (a lost request: the client cannot tell whether it ran);
-* ``refused``: a connection could not be opened (the server is not listening; nothing lost);
+* ``refused``: a connection could not be opened, refused or reset while it was being opened
+  (the server is not listening, or stopped as the connection came; nothing was sent);
 * ``socket_errors``: any other error of the socket.
 
 Every 5 s the resident memory of the server's processes is recorded. Then the same server is
@@ -63,8 +64,14 @@ class Counts:
     answered: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     unanswered: int = 0
+    #: of those, the first request of a new connection (it never reached a server's reader,
+    #: or the server closed the connection without reading it)
+    unanswered_first: int = 0
     refused: int = 0
     socket_errors: int = 0
+    #: unanswered requests by what the client saw (a reset, an end of stream)
+    lost_by: dict[str, int] = field(default_factory=dict)
+    errors_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def non_2xx(self) -> int:
@@ -162,29 +169,35 @@ async def client(port: int, payload: bytes, counts: Counts, stop: asyncio.Event)
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):  # no request was written
             counts.refused += 1
             await asyncio.sleep(0.02)
             continue
-        except OSError:
+        except OSError as error:
             counts.socket_errors += 1
+            counts.errors_by[type(error).__name__] = counts.errors_by.get(type(error).__name__, 0) + 1
             await asyncio.sleep(0.02)
             continue
         try:
+            first = True
             while not stop.is_set():
                 writer.write(payload)
                 counts.sent += 1
                 try:
                     status, close = await read_response(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                except (asyncio.IncompleteReadError, ConnectionError) as error:
+                    counts.lost_by[type(error).__name__] = counts.lost_by.get(type(error).__name__, 0) + 1
                     counts.unanswered += 1
+                    counts.unanswered_first += first
                     break
+                first = False
                 counts.answered += 1
                 counts.by_status[status] = counts.by_status.get(status, 0) + 1
                 if close:
                     break
-        except OSError:
+        except OSError as error:
             counts.socket_errors += 1
+            counts.errors_by[type(error).__name__] = counts.errors_by.get(type(error).__name__, 0) + 1
         finally:
             writer.close()
             with contextlib.suppress(OSError):
@@ -253,7 +266,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"Command: `{args.command}`; {args.connections} connections; soak {args.seconds:g} s; "
         f"SIGTERM after {args.term_after:g} s under the same load.",
         "",
-        "| mode | run | requests | 2xx | non-2xx | unanswered | refused (not listening) | socket errors "
+        "| mode | run | requests | 2xx | non-2xx | unanswered (first on a new connection) "
+        "| refused (not listening) | socket errors "
         "| RSS MB (first / last / max) | exit code | tracebacks |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
@@ -264,7 +278,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             statuses = ", ".join(f"{s}: {n}" for s, n in sorted(run["by_status"].items()))
             lines.append(
                 f"| {result['mode']} | {kind} | {run['sent']} | {run['answered'] - run['non_2xx']} | "
-                f"{run['non_2xx']} ({statuses}) | {run['unanswered']} | {run['refused']} | "
+                f"{run['non_2xx']} ({statuses}) | {run['unanswered']} ({run['unanswered_first']}) | "
+                f"{run['refused']} | "
                 f"{run['socket_errors']} | {rss[0]:.0f} / {rss[-1]:.0f} / {max(rss):.0f} | "
                 f"{run['exit_code']} | {run['tracebacks']} |"
             )

@@ -145,6 +145,7 @@ class Config:
     max_body_size: int = _setting(32 * 1024 * 1024, int, extra=[_positive])
     body_timeout: float = _setting(30.0, float, int, extra=[_positive])
     timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
+    drain_seconds: float = _setting(0.5, float, int, extra=[_not_negative])
     log_level: str = _setting("INFO", str, extra=[_log_level])
 
     # -- serving architectures (mode): worker_and_queue and batching

@@ -28,6 +28,7 @@ every worker as soon as one dies, and its parent then exits 0 (``_join_exited`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import multiprocessing
@@ -161,10 +162,83 @@ async def serve_app(
         finally:
             if watcher is not None:
                 watcher.cancel()
-        app.drain()  # then hypercorn stops accepting and gives requests graceful_timeout
+        await drain(app, sockets, app.up.conf.drain_seconds if app.up is not None else 0.0, refusals)
 
+    refusals: set[asyncio.Task[None]] = set()
     await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
                        hypercorn_config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+    if refusals:  # 503s to connections that came while hypercorn stopped
+        await asyncio.wait(refusals, timeout=REFUSAL_TIMEOUT)
+
+
+#: Seconds between refusing new connections and hypercorn's shutdown: a client that connected
+#: just before has sent its request by then, so no request is dropped unread.
+SETTLE = 0.2
+#: Seconds a refused connection gets to send its request's head and read the 503.
+REFUSAL_TIMEOUT = 1.0
+_REFUSAL = (b'{"detail":[{"loc":[],"msg":"the server is shutting down; send the request again",'
+            b'"type":"unavailable"}]}')
+REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+           b"content-length: " + str(len(_REFUSAL)).encode() + b"\r\nretry-after: 1\r\n"
+           b"connection: close\r\n\r\n" + _REFUSAL)
+
+
+async def drain(app: ServeApp, sockets: Sockets, seconds: float,
+                refusals: set[asyncio.Task[None]]) -> None:
+    """The graceful shutdown's first part, before hypercorn's (which stops listening, closes
+    idle connections and gives the requests in flight ``graceful_timeout``):
+
+    1. the app drains (:meth:`core.web.Web.drain`): readiness turns false and every answer
+       closes its connection, so a client does not send another request on it;
+    2. for ``seconds`` (``drain_seconds``) the server goes on serving, so that a client whose
+       next request is already on its way gets it answered, and a load balancer has time to
+       see the readiness change;
+    3. from then on a new connection is answered 503 (``Connection: close``) instead of
+       being served, until hypercorn closes the listening sockets (its ``server.close()``
+       removes this callback with its own); :data:`SETTLE` seconds after the switch, the
+       connections accepted just before have sent their requests, and hypercorn may begin.
+       The refusals still being written are in ``refusals`` (the caller awaits them before
+       the event loop ends): no request is dropped unread.
+    """
+    app.drain()
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+    loop = asyncio.get_running_loop()
+    for sock in (*sockets.insecure_sockets, *sockets.secure_sockets):
+        # replaces asyncio's accept callback on the socket
+        loop.add_reader(sock.fileno(), _refuse_new, loop, sock, refusals)
+    await asyncio.sleep(SETTLE)
+
+
+def _refuse_new(loop: asyncio.AbstractEventLoop, listener: socket.socket,
+                refusals: set[asyncio.Task[None]]) -> None:
+    """Accept what is waiting on ``listener`` and answer each 503: the server is stopping."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # nothing more waiting (BlockingIOError), or the socket closed
+            return
+        conn.setblocking(False)
+        task = loop.create_task(_refuse(loop, conn))
+        refusals.add(task)
+        task.add_done_callback(refusals.discard)
+
+
+async def _refuse(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    """Read the request's head, answer 503, and close without a reset: what the client sent
+    after the head is read away first (closing with unread data would reset the connection
+    and could destroy the answer before the client reads it)."""
+    with conn, contextlib.suppress(OSError, asyncio.TimeoutError):
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = await asyncio.wait_for(loop.sock_recv(conn, 65536), REFUSAL_TIMEOUT)
+            if not chunk:
+                return
+            head += chunk
+        await asyncio.wait_for(loop.sock_sendall(conn, REFUSAL), REFUSAL_TIMEOUT)
+        conn.shutdown(socket.SHUT_WR)
+        while await asyncio.wait_for(loop.sock_recv(conn, 65536), REFUSAL_TIMEOUT):
+            pass
 
 
 def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets) -> int:
@@ -364,6 +438,9 @@ class Supervisor:
         """Stop every worker and return ``code``: those serving shut down gracefully (the
         shutdown event), those still loading at once (SIGTERM)."""
         self.shutdown_event.set()
+        # this process serves nothing: the sockets stop listening when the last worker closes
+        # them, right after it stopped accepting (no connection waits unaccepted meanwhile)
+        close(self.sockets)
         for worker in self.workers.values():
             if not worker.ready:
                 worker.process.terminate()
