@@ -16,7 +16,8 @@ gate, in this order:
    and predicts through :meth:`Admission.predict`: the row limit
    (``throttling_max_request_len``, 429), the architecture, and ``predict_timeout`` (504);
 7. writes the answer, or turns whatever was raised into the route's error format
-   (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (4xx) is one
+   (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (a
+   :class:`core.errors.RequestError`, or a Starlette ``HTTPException`` with its status) is one
    log line at most, never a traceback; an unexpected one is a JSON 500 logged with its
    traceback; work cancelled by the server's shutdown is answered 503.
 
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -47,7 +49,7 @@ from core.errors import (
 from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
 from core.http.ids import new_predict_id
 from core.http.parser_process import ParserProcess, ParserProcessError
-from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, dumps
+from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, HTTPError, dumps
 
 logger = logging.getLogger("core")
 
@@ -297,6 +299,9 @@ class GatedEndpoint:
             outcome = await self._admit(admission)
         except RequestError as error:
             await self._send_error(send, admission, error)
+            return
+        except HTTPException as error:  # a handler refusing the way Starlette users do
+            await self._send_error(send, admission, HTTPError(error))
             return
         except ClientGone:  # nobody is left to answer
             logger.info("predict id %s: the client disconnected before its body was complete",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from core.errors import RequestError
@@ -42,6 +43,17 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+class HTTPError(RequestError):
+    """A Starlette ``HTTPException`` raised in a route's handler (the way Starlette and FastAPI
+    users refuse a request), as a :class:`RequestError` of its status, detail and headers."""
+
+    type = "http_error"
+
+    def __init__(self, error: HTTPException) -> None:
+        super().__init__(str(error.detail), headers=dict(error.headers or {}))
+        self.status_code = error.status_code
 
 
 class ErrorFormat:
