@@ -16,7 +16,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from core.errors import RequestError
+from core.errors import PredictedTransformDataError, RequestError
 from core.transformers import to_jsonable
 
 PREDICT_ID_HEADER = "X-Predict-Id"
@@ -32,8 +32,16 @@ def _default(value: Any) -> Any:
 
 
 def dumps(data: Any) -> bytes:
-    """Serialise with orjson; numpy arrays natively, anything odd through ``to_jsonable``."""
-    return orjson.dumps(data, default=_default, option=JSON_OPTIONS)
+    """Serialise with orjson; numpy arrays natively, anything odd through ``to_jsonable``.
+
+    :raises PredictedTransformDataError: (500, no traceback) for what JSON cannot carry: an
+        integer past 64 bits, or nesting deeper than orjson's 254 levels (a model that echoes
+        a deeply nested request).
+    """
+    try:
+        return orjson.dumps(data, default=_default, option=JSON_OPTIONS)
+    except orjson.JSONEncodeError as error:
+        raise PredictedTransformDataError(f"could not turn the result into JSON: {error}") from None
 
 
 class JSONResponse(Response):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
+from models import sum_model
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 import core
 from core.errors import NotFound
-from models import sum_model
 
 up = core.UP(ml_model=sum_model, conf=core.Config(name="routes", max_body_size=2000, predict_timeout=2))
 up.ml.load()
