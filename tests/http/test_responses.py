@@ -16,7 +16,7 @@ def echo(serve_module):
 
 
 def deep(depth: int) -> str:
-    return '{"X": [{"a": %s}]}' % ("[" * depth + "1" + "]" * depth)
+    return '{"X": [{"a": ' + "[" * depth + "1" + "]" * depth + "}]}"
 
 
 def test_a_result_nested_deeper_than_json_answers_is_a_clear_error_without_a_traceback(echo):
