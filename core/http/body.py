@@ -98,7 +98,7 @@ def _decoder(encoding: bytes | None) -> Any:
     if name in (b"gzip", b"x-gzip"):
         return zlib.decompressobj(zlib.MAX_WBITS | 16)
     if name == b"deflate":
-        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or raw-deflate header, detected
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # a zlib (HTTP deflate) or gzip header; raw: 400
     raise UnsupportedMediaType(
         f"Content-Encoding {name.decode('latin-1')!r} is not supported; send gzip, deflate or none",
         loc=["header", "content-encoding"],

@@ -8,7 +8,8 @@ gate, in this order:
 2. refuses it with 503 once the server has stopped accepting (end of a graceful shutdown);
 3. checks its ``Content-Type`` against what the route takes (415);
 4. reads its body under ``max_body_size`` and ``body_timeout``, whatever way it comes
-   (:mod:`core.http.body`: 413, 408 with the connection closed, 415 for an unknown encoding);
+   (:mod:`core.http.body`: 413, 408, 415 for an unknown encoding, 400 for a corrupt one); a
+   refusal in 3 or 4 leaves the body unread, so its answer closes the connection;
 5. only then takes a prediction slot (``throttling_max_requests``, 429 with ``Retry-After``), so
    a slow body holds no slot;
 6. runs the route's handler, which parses the body (:meth:`Admission.parse` reads a large one
@@ -16,7 +17,8 @@ gate, in this order:
    and predicts through :meth:`Admission.predict`: the row limit
    (``throttling_max_request_len``, 429), the architecture, and ``predict_timeout`` (504);
 7. writes the answer, or turns whatever was raised into the route's error format
-   (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (4xx) is one
+   (:class:`core.http.responses.ErrorFormat`), in one place: an expected error (a
+   :class:`core.errors.RequestError`, or a Starlette ``HTTPException`` with its status) is one
    log line at most, never a traceback; an unexpected one is a JSON 500 logged with its
    traceback; work cancelled by the server's shutdown is answered 503.
 
@@ -32,6 +34,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -47,7 +50,7 @@ from core.errors import (
 from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
 from core.http.ids import new_predict_id
 from core.http.parser_process import ParserProcess, ParserProcessError
-from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, dumps
+from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, HTTPError, dumps
 
 logger = logging.getLogger("core")
 
@@ -198,11 +201,22 @@ class Gate:
         finally:
             handle.cancel()
 
-    async def read(self, scope: Scope, receive: Receive) -> bytes:
-        """The request's body within ``max_body_size`` and ``body_timeout``."""
+    async def read(self, scope: Scope, receive: Receive, accepts: tuple[str, ...] | None = None) -> bytes:
+        """The request's body: of a ``Content-Type`` in ``accepts`` (None: any), within
+        ``max_body_size`` and ``body_timeout``.
+
+        An error raised here leaves the rest of the body unread, so its answer closes the
+        connection (``Connection: close``): the server cannot read the next request after it.
+        """
         limits = self.limits
-        return await self.deadline(read_body(scope, receive, limits.max_body_size),
-                                   limits.body_timeout, lambda: timed_out(limits.body_timeout))
+        try:
+            if accepts is not None:
+                check_content_type(scope, accepts)
+            return await self.deadline(read_body(scope, receive, limits.max_body_size),
+                                       limits.body_timeout, lambda: timed_out(limits.body_timeout))
+        except RequestError as error:
+            error.headers = {**error.headers, "Connection": "close"}
+            raise
 
     def check_rows(self, data: dict[str, Any]) -> None:
         """Raise 429 when ``data`` holds more rows than ``throttling_max_request_len``."""
@@ -295,8 +309,13 @@ class GatedEndpoint:
         admission = Admission(self.gate, scope, receive, new_predict_id())
         try:
             outcome = await self._admit(admission)
+            if not isinstance(outcome, (bytes, Response, Deferred)):
+                outcome = dumps(outcome)  # here, so that a result JSON cannot carry is mapped too
         except RequestError as error:
             await self._send_error(send, admission, error)
+            return
+        except HTTPException as error:  # a handler refusing the way Starlette users do
+            await self._send_error(send, admission, HTTPError(error))
             return
         except ClientGone:  # nobody is left to answer
             logger.info("predict id %s: the client disconnected before its body was complete",
@@ -322,9 +341,7 @@ class GatedEndpoint:
         if not gate.accepting:
             raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
         if scope["method"] in BODY_METHODS:
-            if self.accepts is not None:
-                check_content_type(scope, self.accepts)
-            admission.body = await gate.read(scope, admission.receive)
+            admission.body = await gate.read(scope, admission.receive, self.accepts)
         if not self.predicts:
             return await self._handle(admission)
         gate.take()
@@ -347,20 +364,21 @@ class GatedEndpoint:
                 outcome.headers["connection"] = "close"
             await outcome(admission.scope, admission.receive, send)
             return
-        status = 200
         if isinstance(outcome, Deferred):
-            status, outcome = 202, {"predict_id": outcome.predict_id}
-        body = outcome if isinstance(outcome, bytes) else dumps(outcome)
-        await self._write(send, status, body, admission.predict_id, (), self.gate.draining)
+            await self._write(send, 202, dumps({"predict_id": outcome.predict_id}), admission.predict_id,
+                              (), self.gate.draining)
+            return
+        await self._write(send, 200, outcome, admission.predict_id, (), self.gate.draining)
 
     async def _send_error(self, send: Send, admission: Admission, error: RequestError,
                           close: bool = False) -> None:
         if error.status_code < 500:
             logger.debug("predict id %s: %s %s", admission.predict_id, error.status_code, error.msg)
         status, body = self.errors.render(error, admission.predict_id)
-        # 408, and a 413 or 415 whose body was not read: the connection cannot be reused
-        close = close or self.gate.draining or error.status_code in (408, 413, 415)
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
+                   if k.lower() != "connection"]
+        # an error whose body was left unread (Gate.read) cannot keep its connection
+        close = close or self.gate.draining or error.headers.get("Connection") == "close"
         await self._write(send, status, body, admission.predict_id, headers, close)
 
     @staticmethod

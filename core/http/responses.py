@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from core.errors import RequestError
+from core.errors import PredictedTransformDataError, RequestError
 from core.transformers import to_jsonable
 
 PREDICT_ID_HEADER = "X-Predict-Id"
@@ -31,8 +32,16 @@ def _default(value: Any) -> Any:
 
 
 def dumps(data: Any) -> bytes:
-    """Serialise with orjson; numpy arrays natively, anything odd through ``to_jsonable``."""
-    return orjson.dumps(data, default=_default, option=JSON_OPTIONS)
+    """Serialise with orjson; numpy arrays natively, anything odd through ``to_jsonable``.
+
+    :raises PredictedTransformDataError: (500, no traceback) for what JSON cannot carry: an
+        integer past 64 bits, or nesting deeper than orjson's 254 levels (a model that echoes
+        a deeply nested request).
+    """
+    try:
+        return orjson.dumps(data, default=_default, option=JSON_OPTIONS)
+    except orjson.JSONEncodeError as error:
+        raise PredictedTransformDataError(f"could not turn the result into JSON: {error}") from None
 
 
 class JSONResponse(Response):
@@ -42,6 +51,17 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+class HTTPError(RequestError):
+    """A Starlette ``HTTPException`` raised in a route's handler (the way Starlette and FastAPI
+    users refuse a request), as a :class:`RequestError` of its status, detail and headers."""
+
+    type = "http_error"
+
+    def __init__(self, error: HTTPException) -> None:
+        super().__init__(str(error.detail), headers=dict(error.headers or {}))
+        self.status_code = error.status_code
 
 
 class ErrorFormat:

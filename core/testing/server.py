@@ -200,6 +200,34 @@ class Server:
         """What the server wrote to stdout and stderr so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def worker_pid(self) -> int:
+        """The process that runs the app: hypercorn's worker (the child it spawned), or the
+        server process itself when it has none (``--workers 0``). Linux only (``/proc``)."""
+        if self.process is None:
+            raise RuntimeError(f"the server on {self.url} was never started")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"spawn_main" in command:
+                return int(entry.name)
+        return self.process.pid
+
+    def peak_memory(self, pid: int | None = None) -> int:
+        """The most memory, in bytes, the app's process (:meth:`worker_pid`) has held resident
+        since it started (``VmHWM`` of ``/proc/<pid>/status``): what a test asserts to show
+        that a request could not make the server grow. Linux only."""
+        status = Path(f"/proc/{self.worker_pid() if pid is None else pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM in /proc/<pid>/status")  # pragma: no cover - not Linux
+
     def terminate(self) -> None:
         """Send SIGTERM (hypercorn's graceful shutdown) and return at once."""
         if self.process is not None and self.process.poll() is None:

@@ -97,3 +97,13 @@ shapes_model = ShapesModel()
 failing_model = FailingModel()
 tensor_model = TensorModel()
 slow_model = SlowModel()
+
+
+class EchoModel:
+    """Returns its rows as it got them."""
+
+    def predict(self, X: Any) -> Any:
+        return X
+
+
+echo_model = EchoModel()

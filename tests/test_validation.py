@@ -1,0 +1,56 @@
+"""Request validation (core.validation) against deep nesting, on a real server: ``X`` nested
+1,000 levels deep is a 4xx naming what is wrong, for a Python model, a model that declares its
+tensors and an ONNX model; never a 500 or a traceback in the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from serving import object_config
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+def post(server, body: str) -> httpx.Response:
+    return httpx.post(f"{server.url}/predict", content=body.encode(), headers={"content-type": "application/json"})
+
+
+def assert_clear_4xx(response: httpx.Response, server, status: int, loc: list, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == loc
+    assert fragment in detail["msg"], detail
+    assert "Traceback" not in server.log(), server.log()
+
+
+def test_deep_rows_of_a_python_model_are_a_4xx(serve):
+    server = serve(object_config("models:sum_model"))
+    # within what the JSON parser takes (1,024 levels): no array has 1,000 dimensions
+    assert_clear_4xx(post(server, '{"X": ' + nested(1000) + "}"), server, 422, ["body", "X"],
+                     "would exceed the maximum number of dimension of 64")
+    # past it: the parser says so
+    assert_clear_4xx(post(server, '{"X": ' + nested(100_000) + "}"), server, 400, ["body"],
+                     "invalid JSON: depth limit exceeded")
+    assert post(server, '{"X": [[1, 2]]}').json() == {"predict_result": [3.0]}
+
+
+def test_deep_values_of_a_declared_tensor_are_a_422(serve):
+    server = serve(object_config("models:tensor_model"))
+    response = post(server, '{"X": ' + nested(1000) + ', "ids": [1], "flags": [true], "small": [1]}')
+    assert_clear_4xx(response, server, 422, ["body", "X", 0, 0],
+                     "nested deeper than the 2 dimension(s) a float32 tensor here can have")
+
+
+@pytest.mark.plugins
+def test_deep_values_of_an_onnx_input_are_a_422(serve):
+    server = serve({"storage_type": "disk", "binarization_type": "onnx",
+                    "storage_kwargs": {"path_to_files": str(EXAMPLES / "onnx" / "model.onnx")}})
+    response = post(server, '{"X": ' + nested(1000) + "}")
+    assert_clear_4xx(response, server, 422, ["body", "X", 0, 0], "nested deeper than the 2 dimension(s)")
+    assert post(server, '{"X": [[' + ",".join(["0.1"] * 20) + "]]}").status_code == 200
