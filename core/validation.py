@@ -118,7 +118,7 @@ class RequestValidator:
                 if problem:
                     details.append(_detail(["body", arg.name], problem, "type_error"))
                 else:
-                    result[arg.name] = value
+                    result[arg.name] = _shallow(value, ["body", arg.name], details)
         if details:
             raise ValidationError(details[:MAX_DETAILS])
         return result
@@ -128,7 +128,7 @@ class RequestValidator:
     def _array(self, arg: Argument, value: Any, details: list[dict[str, Any]]) -> Any:
         loc: Loc = ["body", arg.name]
         if isinstance(value, dict) and arg.tensor is None and not arg.is_rows:
-            return value
+            return _shallow(value, loc, details)
         if not isinstance(value, list):
             details.append(_detail(loc, f"must be a list (array), got {type(value).__name__}", "type_error"))
             return None
@@ -138,6 +138,8 @@ class RequestValidator:
         if tensor is None:
             # A Python model: no declared shape. Rows must at least be consistent.
             _check_ragged(value, loc, details)
+            if value and not _flat_numbers(value[0]):  # rows of numbers need no depth check
+                _shallow(value, loc, details)
             return value
         try:
             array = _to_array(value, tensor.dtype)
@@ -191,7 +193,34 @@ def _column_value(column: Column, row: dict[str, Any], loc: Loc, details: list[d
     problem = _check_scalar(column.type, value)
     if problem:
         details.append(_detail([*loc, column.name], problem, "type_error"))
+    return _shallow(value, [*loc, column.name], details)
+
+
+#: Levels of nesting a JSON answer can carry (orjson's limit when it writes one).
+MAX_JSON_DEPTH = 254
+
+
+def _shallow(value: Any, loc: Loc, details: list[dict[str, Any]]) -> Any:
+    """``value``, after a 422 when it is a list or object nested deeper than a JSON answer can
+    carry (:data:`MAX_JSON_DEPTH`): a model that echoes it could not be answered. The check is
+    orjson writing it, in C; scalars cost nothing."""
+    if isinstance(value, (list, dict)):
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as error:
+            if "Recursion" in str(error):
+                details.append(_detail(loc, f"is nested deeper than {MAX_JSON_DEPTH} levels",
+                                       "too_deep"))
+        except TypeError:
+            pass
     return value
+
+
+def _flat_numbers(row: Any) -> bool:
+    """Whether ``row`` is a number or a list of numbers (the usual row: no deep nesting)."""
+    if isinstance(row, (int, float)):
+        return True
+    return isinstance(row, list) and all(isinstance(v, (int, float)) for v in row)
 
 
 def _to_array(value: list[Any], dtype: str) -> np.ndarray:

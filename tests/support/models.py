@@ -100,9 +100,11 @@ slow_model = SlowModel()
 
 
 class EchoModel:
-    """Returns its rows as it got them."""
+    """Returns its rows as it got them, inside ``wrap`` more lists."""
 
-    def predict(self, X: Any) -> Any:
+    def predict(self, X: Any, wrap: int = 0) -> Any:
+        for _ in range(wrap):
+            X = [X]
         return X
 
 
