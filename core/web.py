@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,7 +43,20 @@ from core.http import (
 )
 
 if TYPE_CHECKING:
-    from core.up import UP
+    from core.config import Config
+    from core.ml import ML
+    from core.plugins import Plugins
+
+
+class Owner(Protocol):
+    """What :class:`Web` reads of the object that owns it (:class:`core.UP`), looked up at
+    each use so that ``up.conf`` may be replaced."""
+
+    conf: Config
+    plugins: Plugins
+    ml: ML
+
+    def info(self) -> dict[str, Any]: ...
 
 logger = logging.getLogger("core")
 
@@ -51,7 +64,7 @@ logger = logging.getLogger("core")
 class Web:
     """The web side of :class:`core.UP`: ``load()`` builds :attr:`app`."""
 
-    def __init__(self, up: UP) -> None:
+    def __init__(self, up: Owner) -> None:
         self.up = up
         self._app: App | None = None
         self.architecture: Architecture | None = None
