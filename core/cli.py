@@ -313,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`core plugins | head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a bug, not a mistake: the line, then where it happened
         if traceback_wanted:
             raise

@@ -60,8 +60,10 @@ PROJECT = "core"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: ``register(name, cls)``, the callback every ``register_*`` hook receives.
-Register = Callable[[str, type], None]
+#: ``register(name, cls)``, the callback every ``register_*`` hook receives. ``cls`` may be
+#: given as ``"package.module:Class"``: it is imported the first time a config names it, so a
+#: plugin whose component needs a heavy library does not import it for every ``core`` command.
+Register = Callable[[str, "type | str"], None]
 
 
 @hookspec

@@ -61,14 +61,38 @@ PYMLUP_ALIASES: dict[str, dict[str, str]] = {
 }
 
 
-@attrs.frozen
+@attrs.define
 class Registration:
-    """One name in a registry and who provided it."""
+    """One name in a registry and who provided it.
+
+    :ivar target: the class, or where it is (``"package.module:Class"``) for a plugin that
+        registers lazily, so that a heavy library (pandas, torch) is imported only when the
+        config names the component, not by every ``core`` command.
+    """
 
     name: str
-    cls: type
+    target: type | str
     plugin: str
     distribution: str | None
+    base: type = object
+
+    @property
+    def cls(self) -> type:
+        """The class (imported now when registered by path; checked against the kind's base)."""
+        if isinstance(self.target, str):
+            module_name, _, attr = self.target.replace(":", ".").rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module_name), attr)
+            except Exception as error:
+                raise PluginError(
+                    f"plugin {self.plugin!r} registered {self.name!r} as {self.target!r}, which "
+                    f"cannot be imported: {type(error).__name__}: {error}"
+                ) from error
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise PluginError(f"plugin {self.plugin!r} registered {self.name!r} as "
+                                  f"{self.target!r}, which is not a subclass of core.{self.base.__name__}")
+            self.target = cls
+        return self.target
 
 
 @attrs.frozen
@@ -94,10 +118,13 @@ class Registry(Generic[T]):
         self.config_key = config_key
         self.entries: dict[str, Registration] = {}
 
-    def add(self, name: str, cls: type, plugin: str, distribution: str | None) -> None:
+    def add(self, name: str, cls: type | str, plugin: str, distribution: str | None) -> None:
+        """Register ``cls`` (or its ``"module:Class"`` path, imported on first use) as ``name``."""
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {self.kind} with no name")
-        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+        if isinstance(cls, str) and ":" in cls:
+            pass  # a lazy registration: checked when it is first used
+        elif not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise PluginError(
                 f"plugin {plugin!r} registered {self.kind} {name!r} as {cls!r}, "
                 f"which is not a subclass of core.{self.base.__name__}"
@@ -109,7 +136,7 @@ class Registry(Generic[T]):
                 f"{_who(first.plugin, first.distribution)} and {_who(plugin, distribution)}; "
                 f"uninstall one, or limit {LOAD_PLUGINS_ENV}"
             )
-        self.entries[name] = Registration(name, cls, plugin, distribution)
+        self.entries[name] = Registration(name, cls, plugin, distribution, self.base)
 
     def names(self) -> list[str]:
         return sorted(self.entries)

@@ -14,27 +14,12 @@ from __future__ import annotations
 
 from core.hookspecs import Register, hookimpl
 
-from core_transformer_pandas.transformer import (
-    DTYPES,
-    DTYPES_WITH_MISSING,
-    PandasTransformer,
-    plain_pandas,
-    typed_frame,
-)
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "DTYPES",
-    "DTYPES_WITH_MISSING",
-    "PandasTransformer",
-    "__version__",
-    "plain_pandas",
-    "register_transformers",
-    "typed_frame",
-]
+__all__ = ["__version__", "register_transformers"]
 
 
 @hookimpl
 def register_transformers(register: Register) -> None:
-    register("pandas", PandasTransformer)
+    # by path: pandas is imported when a config names the transformer, not by every command
+    register("pandas", "core_transformer_pandas.transformer:PandasTransformer")

@@ -15,7 +15,7 @@ from core.plugins import load_plugins
 from core.transformers import to_jsonable
 from sklearn.pipeline import Pipeline
 
-from core_transformer_pandas import PandasTransformer
+from core_transformer_pandas.transformer import PandasTransformer
 
 ROWS = Argument("X", "array", is_rows=True)
 
