@@ -39,10 +39,12 @@ def _install_core(session: nox.Session) -> None:
     session.install("-e", ".[test]")
 
 
-def _install_plugins(session: nox.Session, names: list[str]) -> None:
+def _install_plugins(session: nox.Session, names: list[str], tested: str | None = None) -> None:
+    """Install plugins (editable, in one resolution); ``tested`` with its test extra, the others
+    as users install them (their test extras pull heavy clients only their own tests use)."""
     args = []
     for name in names:
-        args += ["-e", f"plugins/{name}[test]"]
+        args += ["-e", f"plugins/{name}[test]" if name == tested else f"plugins/{name}"]
     if args:
         session.install(*args)
 
@@ -59,7 +61,7 @@ def core(session: nox.Session) -> None:
 def plugin(session: nox.Session, name: str) -> None:
     """One plugin's own tests next to the core."""
     _install_core(session)
-    _install_plugins(session, [name, *[n for n in TEST_NEEDS.get(name, []) if n in PLUGINS]])
+    _install_plugins(session, [name, *[n for n in TEST_NEEDS.get(name, []) if n in PLUGINS]], tested=name)
     session.run("pytest", f"plugins/{name}/tests", *session.posargs)
 
 

@@ -175,13 +175,17 @@ def test_a_binary_or_unreadable_config_file_is_a_config_error(tmp_path):
     nul.write_bytes(b'{"name": "a\x00"}')
     with pytest.raises(ConfigError, match="nul.json: not a text file"):
         Config.from_file(nul)
+    # a file that cannot be read, whoever asks (root reads a file without read permission)
     unreadable = tmp_path / "unreadable.toml"
-    unreadable.write_text('name = "x"\n')
-    unreadable.chmod(0)
-    if os.access(unreadable, os.R_OK):  # root reads anything
-        pytest.skip("this user can read a file without read permission")
-    with pytest.raises(ConfigError, match="unreadable.toml: cannot read the config file: Permission denied"):
+    unreadable.symlink_to("/proc/self/mem")  # a regular file whose read fails
+    with pytest.raises(ConfigError, match="unreadable.toml: cannot read the config file: Input/output error"):
         Config.from_file(unreadable)
+    denied = tmp_path / "denied.toml"
+    denied.write_text('name = "x"\n')
+    denied.chmod(0)
+    if not os.access(denied, os.R_OK):  # root reads it anyway: then it is simply read
+        with pytest.raises(ConfigError, match="denied.toml: cannot read the config file: Permission denied"):
+            Config.from_file(denied)
 
 
 # ---------------------------------------------------------------------------- serving on a port

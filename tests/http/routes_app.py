@@ -14,7 +14,9 @@ from starlette.requests import Request
 import core
 from core.errors import NotFound
 
-up = core.UP(ml_model=sum_model, conf=core.Config(name="routes", max_body_size=2000, predict_timeout=2))
+# core's test storage hands the model over: core alone, no storage plugin needed
+up = core.UP(ml_model=sum_model, conf=core.Config(name="routes", max_body_size=2000, predict_timeout=2,
+                                                  storage_type="core.testing.contracts.ContractStorage"))
 up.ml.load()
 up.web.load()
 
