@@ -98,9 +98,10 @@ def write_config(folder: Path, model: Path, mode: str, port: int) -> Path:
     return path
 
 
-def start_server(command: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(command: str, config: Path, port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
     if command == "core":
         argv = [sys.executable, "-m", "core", "serve", str(config)]
+        argv += ["--workers", str(workers)] if workers > 1 else []
     else:
         argv = [sys.executable, "-m", "hypercorn", "core.app:app", "--bind", f"127.0.0.1:{port}",
                 "--graceful-timeout", "5"]
@@ -243,7 +244,7 @@ def run_mode(mode: str, args: argparse.Namespace, folder: Path, model: Path) -> 
         port = free_port()
         config = write_config(folder, model, mode, port)
         log = folder / f"{mode}-{kind}.log"
-        process = start_server(args.command, config, port, log)
+        process = start_server(args.command, config, port, log, args.workers)
         rss: list[tuple[float, float]] = []
         try:
             if kind == "soak":
@@ -263,7 +264,8 @@ def run_mode(mode: str, args: argparse.Namespace, folder: Path, model: Path) -> 
 
 def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        f"Command: `{args.command}`; {args.connections} connections; soak {args.seconds:g} s; "
+        f"Command: `{args.command}`{f' --workers {args.workers}' if args.workers > 1 else ''}; "
+        f"{args.connections} connections; soak {args.seconds:g} s; "
         f"SIGTERM after {args.term_after:g} s under the same load.",
         "",
         "| mode | run | requests | 2xx | non-2xx | unanswered (first on a new connection) "
@@ -322,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of load before SIGTERM in the shutdown run")
     parser.add_argument("--command", choices=("core", "hypercorn"), default="core",
                         help="core serve (the production command) or plain hypercorn core.app:app")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="core serve --workers N (more than 1: the supervisor and N workers)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", type=Path, help="write the results table here")
     args = parser.parse_args(argv)

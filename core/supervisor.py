@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -121,6 +122,7 @@ async def serve_app(
     on_stopped_while_starting: Callable[[], None],
     signals: tuple[signal.Signals, ...],
     stop_when: Callable[[], bool] | None = None,
+    owns_listeners: bool = True,
 ) -> None:
     """Serve ``app`` on ``sockets`` with hypercorn's ``worker_serve`` until stopped.
 
@@ -129,6 +131,8 @@ async def serve_app(
         must end the process (there is nothing to finish while the model loads).
     :param signals: the signals that start the graceful shutdown.
     :param stop_when: polled every :data:`POLL_INTERVAL` seconds; ``True`` stops the server.
+    :param owns_listeners: this process alone serves the sockets: at shutdown it answers the
+        connections left waiting and stops listening (with workers, the supervisor does).
     """
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
@@ -162,17 +166,17 @@ async def serve_app(
         finally:
             if watcher is not None:
                 watcher.cancel()
-        await drain(app, sockets, app.up.conf.drain_seconds if app.up is not None else 0.0, refusals)
+        await drain(app, sockets, app.up.conf.drain_seconds if app.up is not None else 0.0,
+                    refused, owns_listeners)
 
-    refusals: set[asyncio.Task[None]] = set()
+    refused: list[threading.Thread] = []
     await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
                        hypercorn_config, sockets=sockets, shutdown_trigger=shutdown_trigger)
-    if refusals:  # 503s to connections that came while hypercorn stopped
-        await asyncio.wait(refusals, timeout=REFUSAL_TIMEOUT)
+    finish_refusals(refused)
 
 
-#: Seconds between refusing new connections and hypercorn's shutdown: a client that connected
-#: just before has sent its request by then, so no request is dropped unread.
+#: Seconds between the end of accepting and hypercorn's shutdown: a client that connected just
+#: before has sent its request by then, so no request is dropped unread.
 SETTLE = 0.2
 #: Seconds a refused connection gets to send its request's head and read the 503.
 REFUSAL_TIMEOUT = 1.0
@@ -183,62 +187,119 @@ REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\
            b"connection: close\r\n\r\n" + _REFUSAL)
 
 
-async def drain(app: ServeApp, sockets: Sockets, seconds: float,
-                refusals: set[asyncio.Task[None]]) -> None:
-    """The graceful shutdown's first part, before hypercorn's (which stops listening, closes
-    idle connections and gives the requests in flight ``graceful_timeout``):
+def listeners(sockets: Sockets) -> list[socket.socket]:
+    return [*sockets.insecure_sockets, *sockets.secure_sockets]
+
+
+async def drain(app: ServeApp, sockets: Sockets, seconds: float, refused: list[threading.Thread],
+                owns_listeners: bool) -> None:
+    """The graceful shutdown's first part, before hypercorn's (which closes idle connections
+    and gives the requests in flight ``graceful_timeout``):
 
     1. the app drains (:meth:`core.web.Web.drain`): readiness turns false and every answer
        closes its connection, so a client does not send another request on it;
     2. for ``seconds`` (``drain_seconds``) the server goes on serving, so that a client whose
        next request is already on its way gets it answered, and a load balancer has time to
        see the readiness change;
-    3. from then on a new connection is answered 503 (``Connection: close``) instead of
-       being served, until hypercorn closes the listening sockets (its ``server.close()``
-       removes this callback with its own); :data:`SETTLE` seconds after the switch, the
-       connections accepted just before have sent their requests, and hypercorn may begin.
-       The refusals still being written are in ``refusals`` (the caller awaits them before
-       the event loop ends): no request is dropped unread.
+    3. it stops accepting connections. A process that owns the listening sockets (``core
+       serve`` in one process) then, in one step, takes the connections waiting to be
+       accepted, answers each 503 (``Connection: close``; the threads are added to
+       ``refused``) and stops listening, so that later ones are refused by the system before
+       they send anything. With workers, the supervisor does that for all of them
+       (:class:`Refuser`);
+    4. :data:`SETTLE` seconds later (the connections accepted just before have sent their
+       requests) hypercorn's shutdown begins: no request is dropped unread.
     """
     app.drain()
     if seconds > 0:
         await asyncio.sleep(seconds)
     loop = asyncio.get_running_loop()
-    for sock in (*sockets.insecure_sockets, *sockets.secure_sockets):
-        # replaces asyncio's accept callback on the socket
-        loop.add_reader(sock.fileno(), _refuse_new, loop, sock, refusals)
+    for sock in listeners(sockets):
+        loop.remove_reader(sock.fileno())  # asyncio's accept callback: no more connections here
+    if owns_listeners:  # no await between taking the waiting connections and closing the door
+        for sock in listeners(sockets):
+            refused += refuse_waiting(sock)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
     await asyncio.sleep(SETTLE)
 
 
-def _refuse_new(loop: asyncio.AbstractEventLoop, listener: socket.socket,
-                refusals: set[asyncio.Task[None]]) -> None:
-    """Accept what is waiting on ``listener`` and answer each 503: the server is stopping."""
+def refuse_waiting(listener: socket.socket) -> list[threading.Thread]:
+    """Accept every connection waiting on ``listener`` and answer each 503 in a thread."""
+    threads: list[threading.Thread] = []
     while True:
         try:
             conn, _ = listener.accept()
-        except OSError:  # nothing more waiting (BlockingIOError), or the socket closed
-            return
-        conn.setblocking(False)
-        task = loop.create_task(_refuse(loop, conn))
-        refusals.add(task)
-        task.add_done_callback(refusals.discard)
+        except OSError:  # nothing more waiting (BlockingIOError), or the socket stopped
+            return threads
+        thread = threading.Thread(target=_refuse, args=(conn,), name="core-refuse", daemon=True)
+        thread.start()
+        threads.append(thread)
 
 
-async def _refuse(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+def _refuse(conn: socket.socket) -> None:
     """Read the request's head, answer 503, and close without a reset: what the client sent
     after the head is read away first (closing with unread data would reset the connection
     and could destroy the answer before the client reads it)."""
-    with conn, contextlib.suppress(OSError, asyncio.TimeoutError):
+    with conn, contextlib.suppress(OSError):
+        conn.settimeout(REFUSAL_TIMEOUT)
         head = b""
         while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = await asyncio.wait_for(loop.sock_recv(conn, 65536), REFUSAL_TIMEOUT)
+            chunk = conn.recv(65536)
             if not chunk:
                 return
             head += chunk
-        await asyncio.wait_for(loop.sock_sendall(conn, REFUSAL), REFUSAL_TIMEOUT)
+        conn.sendall(REFUSAL)
         conn.shutdown(socket.SHUT_WR)
-        while await asyncio.wait_for(loop.sock_recv(conn, 65536), REFUSAL_TIMEOUT):
+        while conn.recv(65536):
             pass
+
+
+def finish_refusals(threads: list[threading.Thread]) -> None:
+    """Wait for the 503s still being written, and say how many connections got one."""
+    deadline = time.monotonic() + REFUSAL_TIMEOUT * 3
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if threads:
+        logger.info("shutdown: %d connection(s) that came while stopping were answered 503",
+                    len(threads))
+
+
+class Refuser:
+    """The supervisor's part of a shutdown with workers: once the workers have stopped
+    accepting (``delay`` seconds after the shutdown began), connections that still come are
+    answered 503 here, until :meth:`close` takes the last waiting ones and stops listening."""
+
+    def __init__(self, sockets: Sockets, delay: float) -> None:
+        self.sockets = sockets
+        self.refused: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(delay,), name="core-refuser", daemon=True)
+        self._thread.start()
+
+    def _run(self, delay: float) -> None:
+        if self._stop.wait(delay):
+            return
+        import select
+
+        socks = listeners(self.sockets)
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select(socks, [], [], POLL_INTERVAL)
+            except (OSError, ValueError):
+                return
+            for sock in ready:
+                self.refused += refuse_waiting(sock)
+
+    def close(self) -> None:
+        """Answer what is waiting, stop listening, and finish the 503s."""
+        self._stop.set()
+        self._thread.join()
+        for sock in listeners(self.sockets):
+            self.refused += refuse_waiting(sock)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+        finish_refusals(self.refused)
 
 
 def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets) -> int:
@@ -282,6 +343,7 @@ def run_worker(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets
         on_stopped_while_starting=lambda: os._exit(EXIT_OK),
         signals=(signal.SIGTERM,),
         stop_when=lambda: shutdown_event.is_set() or os.getppid() != supervisor,
+        owns_listeners=False,
     ))
 
 
@@ -438,9 +500,8 @@ class Supervisor:
         """Stop every worker and return ``code``: those serving shut down gracefully (the
         shutdown event), those still loading at once (SIGTERM)."""
         self.shutdown_event.set()
-        # this process serves nothing: the sockets stop listening when the last worker closes
-        # them, right after it stopped accepting (no connection waits unaccepted meanwhile)
-        close(self.sockets)
+        # once the workers stop accepting, connections that still come are answered 503 here
+        refuser = Refuser(self.sockets, self.conf.drain_seconds + SETTLE + 2 * POLL_INTERVAL)
         for worker in self.workers.values():
             if not worker.ready:
                 worker.process.terminate()
@@ -455,6 +516,7 @@ class Supervisor:
                 worker.process.join()
             worker.channel.close()
         self.workers.clear()
+        refuser.close()
         return code
 
     # ------------------------------------------------------------------ signals

@@ -125,10 +125,15 @@ def send(client: httpx.Client, tag: str, number: int = -1, **arguments: Any) -> 
     return outcome
 
 
+MODES = ["directly_to_predict", "worker_and_queue", "batching"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("crash", ["segfault", "exit", "sigkill"])
-def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, tmp_path, crash):
+def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, tmp_path, crash, mode):
     calls = tmp_path / "calls.log"
-    server = serve(workers_config(), command=[*SERVE, "--workers", "2"], env={CALLS_LOG: str(calls)})
+    server = serve(workers_config(mode=mode), command=[*SERVE, "--workers", "2"],
+                   env={CALLS_LOG: str(calls)})
     first = announced_pids(server)
     assert len(first) == 2
 
@@ -230,3 +235,49 @@ def test_workers_do_not_outlive_the_supervisor(serve):
     server.process.kill()  # the supervisor alone, SIGKILLed
     server.process.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), server, "the workers stopping")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "two workers"])
+def test_sigterm_under_load_answers_every_request_it_read(serve, mode, workers):
+    """SIGTERM while keep-alive clients send predictions: every request sent gets its result or
+    a 503 (never a connection closed without an answer); a client that connects once the server
+    stopped listening is refused before it sends anything. No traceback, exit code 0."""
+    server = serve(workers_config(mode=mode, timeout_for_shutdown_daemon=1),
+                   command=[*SERVE, *workers])
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as session:  # keep-alive connections
+            count = 0
+            while not stop.is_set():
+                count += 1
+                try:
+                    got: Any = session.post("/predict", json={"X": [[1.0]], "seconds": 0.05,
+                                                              "tag": f"c{number}-{count}"}).status_code
+                except httpx.ConnectError:
+                    got = "refused"  # nothing was sent
+                    time.sleep(0.05)
+                except httpx.TransportError as error:
+                    got = type(error).__name__  # sent, and no answer: lost
+                with lock:
+                    outcomes.append(got)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: outcomes.count(200) > 40, server, "the load")
+    server.terminate()
+    assert server.wait(60) == 0, server.log()
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    lost = [o for o in outcomes if o not in (200, 503, "refused")]
+    assert not lost, f"requests without an answer: {lost}\n{server.log()}"
+    assert outcomes.count(200) > 40
+    log = server.log()
+    assert "Traceback" not in log, log
+    if 503 in outcomes:
+        assert re.search(r"answered 503", log), log
