@@ -7,11 +7,15 @@ contracts plugins implement (:class:`Storage`, :class:`Binarizer`, :class:`Trans
 "Describing a model's tensors" in docs/plugins.md).
 """
 
+from core import constants  # pymlup's mlup.constants: core.constants.X with no import of its own
 from core.analysis import Argument, Outputs, Tensor
 from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
 from core.config import Config
 from core.hookspecs import hookimpl
+from core.pymlup import install_module_paths
 from core.up import UP
+
+install_module_paths()  # pymlup's mlup.ml.empty: from core.ml.empty import EmptyModel
 
 __version__ = "0.1.0"
 
@@ -27,5 +31,6 @@ __all__ = [
     "Tensor",
     "Transformer",
     "__version__",
+    "constants",
     "hookimpl",
 ]

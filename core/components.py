@@ -24,15 +24,18 @@ if TYPE_CHECKING:
 class LoadedFile:
     """One file a storage found: where it is, and optionally its bytes or a ready object.
 
-    :ivar path: the file on the local disk, when there is one.
+    The first two fields are in pymlup's order, so ``LoadedFile(raw_data, path=...)`` and
+    ``LoadedFile(raw_data, path)`` work as they did there; ``core`` passes every field by name.
+
     :ivar raw_data: the file's bytes, when the storage read them (``need_load_file``); the
         host drops them right after deserialization.
+    :ivar path: the file on the local disk, when there is one.
     :ivar obj: a model object already in memory; the binarizer step is skipped.
     :ivar name: a display name for logs and ``/info`` (defaults to the path's file name).
     """
 
-    path: str | None = None
     raw_data: bytes | bytearray | memoryview | None = attrs.field(default=None, repr=False)
+    path: str | None = None
     obj: Any = attrs.field(default=None, repr=False)
     name: str | None = None
 

@@ -1,9 +1,10 @@
 """``Config``: every setting, its type and default; reading it from files and the environment.
 
 Keys keep pymlup's names, so a pymlup config (flat, or in ``ml:``/``web:`` sections) loads
-as it is. An unknown key or a value of the wrong type is a :class:`core.errors.ConfigError`
-naming it, both when the config is built and when a key is assigned later
-(``up.conf.port = "x"``).
+as it is, and pymlup's keys ``core`` does not use are accepted with a warning (see
+:mod:`core.pymlup`), in a file, a dict or ``Config(**keys)`` alike. An unknown key or a value of
+the wrong type is a :class:`core.errors.ConfigError` naming it, both when the config is built
+and when a key is assigned later (``up.conf.port = "x"``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import attrs
 import orjson
 
+from core import pymlup
 from core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -27,26 +29,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-logger = logging.getLogger("core")
-
 CONFIG_ENV = "CORE_CONFIG"
 ENV_PREFIX = "CORE_"
 #: ``CORE_*`` variables that are not config keys.
 RESERVED_ENV = {"CORE_CONFIG", "CORE_LOAD_PLUGINS"}
-
-#: pymlup keys that ``core`` accepts but does not need, and why (logged, never silent).
-LEGACY_KEYS: dict[str, str] = {
-    "type": "the binarizer is chosen by binarization_type (or detected by 'auto')",
-    "column_validation": "columns are always validated when `columns` is set",
-    "custom_column_pydantic_model": "validation is built from `columns` and the model signature",
-    "uvicorn_kwargs": "core is served by hypercorn; pass hypercorn options on its command line",
-    "item_id_col_name": "results are returned in request order; no item id column is added",
-    "web_app_version": "the API version is the model's `version`",
-    "min_batch_len": "batching sends a batch when it holds max_batch_size rows or when the "
-    "oldest request has waited max_batch_wait milliseconds; set those instead",
-    "batch_worker_timeout": "batching waits at most max_batch_wait (milliseconds, counted from "
-    "the oldest waiting request's arrival); set that instead",
-}
 
 
 def _typed(*types: type, optional: bool = False) -> Any:
@@ -106,9 +92,14 @@ def _setting(default: Any, *types: type, optional: bool = False, extra: Any = ()
     return attrs.field(default=default, validator=validators)
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, init=False)
 class Config:
-    """Every ``core`` setting. See the README's configuration reference for each key."""
+    """Every ``core`` setting. See the README's configuration reference for each key.
+
+    ``Config(**keys)`` takes the keys by name; pymlup's enums (``StorageType.disk``) stand for
+    their value, pymlup's keys that ``core`` does not use are logged and left out, and an
+    unknown key is an error that suggests the closest one.
+    """
 
     # -- model information
     name: str = _setting("model", str)
@@ -161,6 +152,13 @@ class Config:
 
     # ------------------------------------------------------------------ building
 
+    def __init__(self, **keys: Any) -> None:
+        self.__attrs_init__(**_accepted(keys, "Config()"))
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for names that are not settings: pymlup's unused keys say why they are absent."""
+        raise pymlup.legacy_attribute_error("Config", name)
+
     @classmethod
     def keys(cls) -> list[str]:
         return [a.name for a in attrs.fields(cls)]
@@ -170,25 +168,17 @@ class Config:
         """Build a config from a flat dict or from pymlup's ``ml``/``web`` sections."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source} must be a mapping of keys to values, got {type(data).__name__}")
-        flat = _flatten(data, source)
-        known = set(cls.keys())
-        kwargs: dict[str, Any] = {}
-        for key, value in flat.items():
-            if key in LEGACY_KEYS:
-                logger.warning("%s: key %r is not used by core: %s", source, key, LEGACY_KEYS[key])
-                continue
-            if key not in known:
-                raise ConfigError(_unknown_key(key, source))
-            kwargs[key] = _enum_value(value)
+        kwargs = _accepted(pymlup.flatten(data, source), source)
         try:
             return cls(**kwargs)
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Config:
-        """Read a TOML, JSON or YAML file (YAML needs PyYAML)."""
-        return cls.from_dict(read_config_file(path), source=str(path))
+    def from_file(cls, path: str | os.PathLike[str], format: str | None = None) -> Config:
+        """Read a TOML, JSON or YAML file (YAML needs PyYAML), by its extension or ``format``
+        (``"toml"``, ``"json"``, ``"yaml"``)."""
+        return cls.from_dict(read_config_file(path, format), source=str(path))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -203,37 +193,68 @@ class Config:
         an error naming its variable."""
         conf = self
         for key, value in env_overrides(os.environ if environ is None else environ).items():
-            conf = Config.from_dict({**conf.to_dict(), key: value},
+            conf = Config.from_dict({**conf.to_flat_dict(), key: value},
                                     source=f"environment variable {ENV_PREFIX}{key.upper()}")
         return conf
 
-    def to_dict(self) -> dict[str, Any]:
+    # ------------------------------------------------------------------ writing
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Every key at one level, ``core``'s own shape (what :meth:`from_dict`, the TOML file and
+        the ``CORE_<KEY>`` environment use)."""
         return attrs.asdict(self, recurse=False)
 
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """pymlup's shape, as its ``UP.to_dict()`` returns it: ``{"ml": {...}, "web": {...}}``
+        (model keys under ``ml``, the rest under ``web``). :meth:`from_dict` reads it back."""
+        return pymlup.nest(self.to_flat_dict())
+
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        text = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
+        """The config as JSON in pymlup's file shape (``version``, ``ml``, ``web``); written to
+        ``path`` when given."""
+        text = orjson.dumps(pymlup.file_shape(self.to_flat_dict()), option=orjson.OPT_INDENT_2).decode()
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
 
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The config as YAML in pymlup's file shape (needs PyYAML: ``pip install 'core[yaml]'``)."""
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                "writing YAML needs PyYAML (pip install 'core[yaml]'); or use to_json / to_toml"
+            ) from None
+        text = yaml.safe_dump(pymlup.file_shape(self.to_flat_dict()), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
     def to_toml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The config as TOML, flat (``core``'s own format; TOML has no null, so unset keys are
+        left out)."""
         import tomli_w
 
-        data = {k: v for k, v in self.to_dict().items() if v is not None}  # TOML has no null
+        data = {k: v for k, v in pymlup.plain(self.to_flat_dict()).items() if v is not None}
         text = tomli_w.dumps(data)
         if path is not None:
             Path(path).write_text(text)
         return text
 
     def replace(self, **changes: Any) -> Config:
-        return Config.from_dict({**self.to_dict(), **changes})
+        return Config.from_dict({**self.to_flat_dict(), **changes})
 
 
-def _enum_value(value: Any) -> Any:
-    """pymlup users pass ``StorageType.disk`` and friends; take their string value."""
-    import enum
-
-    return value.value if isinstance(value, enum.Enum) else value
+def _accepted(keys: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``keys`` ready for the attrs constructor: pymlup's unused keys logged and left out,
+    enums as their value, an unknown key refused with the closest known one."""
+    known = set(Config.keys())
+    accepted = {}
+    for key, value in pymlup.pop_legacy_keys(dict(keys), source).items():
+        if key not in known:
+            raise ConfigError(_unknown_key(key, source))
+        accepted[key] = pymlup.enum_value(value)
+    return accepted
 
 
 def _unknown_key(key: str, source: str) -> str:
@@ -242,30 +263,9 @@ def _unknown_key(key: str, source: str) -> str:
     return f"{source}: unknown config key {key!r}{hint}"
 
 
-def _flatten(data: Mapping[str, Any], source: str | None) -> dict[str, Any]:
-    """Accept pymlup's ``{"version": "1", "ml": {...}, "web": {...}}`` layout."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a config must be a mapping, got {type(data).__name__}")
-    if "ml" not in data and "web" not in data:
-        return dict(data)
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ("ml", "web"):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: section {key!r} must be a mapping")
-            for inner, inner_value in value.items():
-                if inner in flat:
-                    raise ConfigError(f"{source}: key {inner!r} is set in two sections")
-                flat[inner] = inner_value
-        elif key == "version" and isinstance(value, (str, int)) and str(value) == "1":
-            continue  # pymlup's config-format version, not the model's
-        else:
-            flat[key] = value
-    return flat
-
-
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a config file by its extension: .toml, .json, .yaml/.yml (UTF-8 text).
+def read_config_file(path: str | os.PathLike[str], format: str | None = None) -> dict[str, Any]:
+    """Parse a config file by its extension: .toml, .json, .yaml/.yml (UTF-8 text); or as
+    ``format`` says whatever its name (pymlup's ``load_from_yaml`` reads any file as YAML).
 
     :raises ConfigError: one line naming the file, for a missing, unreadable, binary or
         invalid file and for an unknown extension.
@@ -273,7 +273,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file not found: {file}")
-    suffix = file.suffix.lower()
+    suffix = f".{format.lower()}" if format else file.suffix.lower()
     if suffix not in (".toml", ".json", ".yaml", ".yml"):
         raise ConfigError(f"{file}: unknown config format {suffix!r}; use .toml, .json or .yaml")
     text = _read_text(file)

@@ -24,7 +24,7 @@ import attrs
 import importlib_metadata
 import pluggy
 
-from core import hookspecs
+from core import hookspecs, pymlup
 from core.components import Architecture, Binarizer, Storage, Transformer
 from core.errors import ConfigError, PluginError
 
@@ -35,29 +35,12 @@ BUILTIN_PLUGIN = "core.builtin"
 
 T = TypeVar("T")
 
-#: Names pymlup used for its components, accepted so that pymlup configs keep working.
-PYMLUP_ALIASES: dict[str, dict[str, str]] = {
-    "storage": {
-        "mlup.ml.storage.memory.MemoryStorage": "memory",
-        "mlup.ml.storage.local_disk.DiskStorage": "disk",
-    },
-    "binarizer": {
-        "mlup.ml.binarization.pickle.PickleBinarizer": "pickle",
-        "mlup.ml.binarization.joblib.JoblibBinarizer": "pickle",
-        "mlup.ml.binarization.onnx.InferenceSessionBinarizer": "onnx",
-        "mlup.ml.binarization.onnx.InferenceSessionFullReturnBinarizer": "onnx",
-    },
-    "transformer": {
-        "mlup.ml.data_transformers.numpy_data_transformer.NumpyDataTransformer": "numpy",
-        "mlup.ml.data_transformers.src_data_transformer.SrcDataTransformer": "passthrough",
-    },
-    "architecture": {
-        "mlup.web.architecture.directly_to_predict.DirectlyToPredictArchitecture": (
-            "directly_to_predict"
-        ),
-        "mlup.web.architecture.worker_and_queue.WorkerAndQueueArchitecture": "worker_and_queue",
-        "mlup.web.architecture.batching.BatchingSingleProcessArchitecture": "batching",
-    },
+#: The distribution that provides each name registered by this repository's plugins, for the
+#: error when one is not installed.
+DISTRIBUTIONS: dict[str, dict[str, str]] = {
+    "storage": {"disk": "core-storage-disk", "memory": "core-storage-memory"},
+    "binarizer": {"pickle": "core-binarizer-pickle", "onnx": "core-binarizer-onnx"},
+    "transformer": {"pandas": "core-transformer-pandas"},
 }
 
 
@@ -142,22 +125,26 @@ class Registry(Generic[T]):
         return sorted(self.entries)
 
     def get(self, name: str) -> type[T]:
-        """The class for ``name``: a registered name, a pymlup name, or a dotted path."""
+        """The class for ``name``: a registered name, a pymlup class path (see
+        :mod:`core.pymlup`), or a dotted path."""
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{self.config_key} must be a non-empty string, got {name!r}")
-        name = PYMLUP_ALIASES.get(self.kind, {}).get(name, name)
+        given, name = name, pymlup.resolve_class_path(self.kind, name, self.config_key)
         if name in self.entries:
             return self.entries[name].cls
         if "." in name or ":" in name:
             return self._import(name)
         installed = ", ".join(self.names()) or "none"
-        hint = {
-            "storage": "pip install core-storage-disk / core-storage-memory",
-            "binarizer": "pip install core-binarizer-pickle / core-binarizer-onnx",
-        }.get(self.kind)
-        extra = f" ({hint})" if hint and not self.entries else ""
+        alias = f" (pymlup's {given})" if given != name else ""
+        known = DISTRIBUTIONS.get(self.kind, {})
+        if name in known:
+            hint = f"; pip install {known[name]}"
+        elif known and not self.entries:
+            hint = f" (pip install {' / '.join(dict.fromkeys(known.values()))})"
+        else:
+            hint = ""
         raise ConfigError(
-            f"unknown {self.kind} {name!r} in {self.config_key}; installed: {installed}{extra}; "
+            f"unknown {self.kind} {name!r}{alias} in {self.config_key}; installed: {installed}{hint}; "
             f"or give a dotted path to a core.{self.base.__name__} subclass"
         )
 
