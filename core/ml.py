@@ -259,6 +259,29 @@ class ML:
             "data",
         )
 
+    # ------------------------------------------------------------------ pickling
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``pickle.dumps(up.ml)`` (pymlup's MLupModel pickles too) pickles its :class:`core.UP`;
+        unpickled, it is that UP's ``ml``."""
+        return (_ml_of, (self.up,))
+
+    def model_state(self) -> dict[str, Any]:
+        """The model side of a pickled :class:`core.UP`: the object given to
+        ``UP(ml_model=...)``, and the loaded model object with where it came from."""
+        return {"given": self._given_model, "model": self._model, "files": self.files,
+                "binarizer_name": self.binarizer_name}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`model_state` kept; a loaded model is analysed again (no
+        storage, no binarizer: the object is already here)."""
+        self._given_model = state["given"]
+        if state["model"] is not None:
+            self._model = state["model"]
+            self.files = list(state["files"])
+            self.binarizer_name = state["binarizer_name"]
+            self.load_model_settings()
+
     def close(self) -> None:
         self.runner.shutdown(cancel_futures=True)
         self.runner = PredictRunner(1, 0.0, use_threads=False)
@@ -348,6 +371,12 @@ class ML:
     async def predict_from(self, **data: Any) -> Any:
         """Predict on data already in the model's format (no validation, no input transform)."""
         return await self.run(data, transform=False)
+
+
+def _ml_of(up: Any) -> ML:
+    """The ``ml`` of an unpickled :class:`core.UP` (see :meth:`ML.__reduce__`)."""
+    ml: ML = up.ml
+    return ml
 
 
 def _not_loaded(*args: Any) -> Any:

@@ -38,23 +38,59 @@ class UP:
         return up
 
     @classmethod
-    def load_from_file(cls, path: str | os.PathLike[str], load_model: bool = True) -> UP:
-        """A TOML, JSON or YAML config file."""
-        up = cls(conf=Config.from_file(path))
+    def load_from_file(cls, path: str | os.PathLike[str], load_model: bool = True,
+                       format: str | None = None) -> UP:
+        """A TOML, JSON or YAML config file, by its extension (or ``format``)."""
+        up = cls(conf=Config.from_file(path, format))
         if load_model:
             up.ml.load()
         return up
 
-    load_from_json = load_from_yaml = load_from_toml = load_from_file
+    @classmethod
+    def load_from_yaml(cls, path: str | os.PathLike[str], load_model: bool = True) -> UP:
+        """A YAML config file, whatever its name (as pymlup reads it; JSON is YAML too)."""
+        return cls.load_from_file(path, load_model, format="yaml")
+
+    @classmethod
+    def load_from_json(cls, path: str | os.PathLike[str], load_model: bool = True) -> UP:
+        """A JSON config file, whatever its name."""
+        return cls.load_from_file(path, load_model, format="json")
+
+    @classmethod
+    def load_from_toml(cls, path: str | os.PathLike[str], load_model: bool = True) -> UP:
+        """A TOML config file, whatever its name."""
+        return cls.load_from_file(path, load_model, format="toml")
 
     def to_dict(self) -> dict[str, Any]:
+        """The config in pymlup's shape, ``{"ml": {...}, "web": {...}}``
+        (``up.conf.to_flat_dict()`` for every key at one level)."""
         return self.conf.to_dict()
 
-    def to_json(self, path: str | Path) -> str:
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The config as a JSON file in pymlup's shape (``version``, ``ml``, ``web``)."""
         return self.conf.to_json(path)
 
-    def to_toml(self, path: str | Path) -> str:
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The config as a YAML file in pymlup's shape (needs PyYAML)."""
+        return self.conf.to_yaml(path)
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """The config as a flat TOML file, ``core``'s own format."""
         return self.conf.to_toml(path)
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle.dumps(up)`` keeps (pymlup's UP pickles and predicts once unpickled):
+        the config and the model object, which must itself pickle. Thread pools, the web app,
+        a running server and the plugin manager are not kept: the unpickled UP uses the
+        process's plugins (:func:`core.plugins.get_plugins`), analyses its model again, and
+        builds its web app on ``up.web.load()`` or ``up.run_web_app()``."""
+        return {"conf": self.conf, "ml": self.ml.model_state()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        UP.__init__(self, conf=state["conf"])
+        self.ml.restore(state["ml"])
 
     # ------------------------------------------------------------------ predicting
 
