@@ -8,12 +8,16 @@ annotations are :class:`Tensor` objects, so the same analysis reads names, dtype
 The rows' fields come from the ``columns`` setting or, when it is not set, from the model's
 ``feature_names_in_`` (what scikit-learn estimators and pipelines fitted on a pandas
 DataFrame record): dict rows are then validated field by field and put in the model's order.
+A model fitted on plain arrays records only its width, ``n_features_in_``: each row must then
+be a list of that many values, numbers when the model's scikit-learn tags say it takes only
+numbers (:func:`fixed_width_rows`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import numbers
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -157,6 +161,28 @@ class Column:
     type: str = "float"
     required: bool = True
     default: Any = None
+    #: ``"list"`` when the column's value is a list of ``type`` values (pymlup's
+    #: ``collection_type: List``); None for a single value.
+    collection_type: str | None = None
+
+
+#: The values of a column's ``collection_type`` (pymlup writes ``List``; case is ignored).
+COLLECTION_TYPES = ("list",)
+
+
+@attrs.frozen
+class FixedWidthRows:
+    """The rows of a model fitted on arrays of a known width (scikit-learn's ``n_features_in_``).
+
+    :ivar width: the values in each row.
+    :ivar numbers: each value must be a number (the model's tags say it takes nothing else).
+    :ivar nulls: with ``numbers``, ``null`` is accepted as a missing value (NaN): the model's
+        tags say it handles NaN.
+    """
+
+    width: int
+    numbers: bool = False
+    nulls: bool = True
 
 
 @attrs.frozen
@@ -171,6 +197,8 @@ class Argument:
         ``columns`` setting, or the model's ``feature_names_in_``), in the order validation
         puts each row's values; ``None`` otherwise. A transformer that builds named columns
         (a pandas DataFrame) reads the names and types here.
+    :ivar fixed_width: for the rows argument of a model that records only its width
+        (``n_features_in_``, no column names), what each row must hold; ``None`` otherwise.
     """
 
     name: str
@@ -181,6 +209,7 @@ class Argument:
     tensor: Tensor | None = None
     positional: bool = False
     columns: tuple[Column, ...] | None = None
+    fixed_width: FixedWidthRows | None = None
 
 
 @attrs.frozen
@@ -221,9 +250,12 @@ def parse_columns(columns: list[Any]) -> tuple[Column, ...]:
         where = f"columns[{index}]"
         if not isinstance(column, dict):
             raise ConfigError(f"{where} must be a mapping with name, type, required, default")
-        unknown = set(column) - {"name", "type", "required", "default"}
+        unknown = set(column) - {"name", "type", "required", "default", "collection_type"}
         if unknown:
-            raise ConfigError(f"{where} has unknown field(s) {sorted(unknown)}; use name, type, required, default")
+            raise ConfigError(
+                f"{where} has unknown field(s) {sorted(unknown)}; use name, type, required, default, "
+                "collection_type"
+            )
         name = column.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where} needs a 'name' string")
@@ -238,15 +270,108 @@ def parse_columns(columns: list[Any]) -> tuple[Column, ...]:
         required = column.get("required", "default" not in column)
         if not isinstance(required, bool):
             raise ConfigError(f"{where} ({name}): 'required' must be true or false")
+        collection = _collection_type(column.get("collection_type"), where, name)
         default = column.get("default")
-        expected = COLUMN_TYPES[col_type]
-        if default is not None and (not isinstance(default, expected)
-                                    or (isinstance(default, bool) and col_type != "bool")):
-            raise ConfigError(
-                f"{where} ({name}): 'default' must be {col_type}, got {type(default).__name__} {default!r}"
-            )
-        result.append(Column(name, col_type, required, default))
+        if default is not None:
+            if collection and not isinstance(default, list):
+                raise ConfigError(
+                    f"{where} ({name}): 'default' must be a list of {col_type}, got "
+                    f"{type(default).__name__} {default!r}"
+                )
+            for item in default if collection else [default]:
+                if not is_of_type(item, col_type):
+                    raise ConfigError(
+                        f"{where} ({name}): 'default' must be {'a list of ' if collection else ''}"
+                        f"{col_type}, got {type(item).__name__} {item!r}"
+                    )
+        result.append(Column(name, col_type, required, default, collection))
     return tuple(result)
+
+
+def _collection_type(value: Any, where: str, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in COLLECTION_TYPES:
+        raise ConfigError(
+            f"{where} ({name}): unknown collection_type {value!r}; use 'List' (the value is a list "
+            f"of the column's type), or leave it out"
+        )
+    return value.lower()
+
+
+def is_of_type(value: Any, col_type: str) -> bool:
+    """Whether ``value`` is a value of the column type ``col_type`` (a bool is not an int)."""
+    if col_type == ANY_COLUMN_TYPE:
+        return True
+    if isinstance(value, bool) and col_type != "bool":
+        return False
+    return isinstance(value, COLUMN_TYPES[col_type])
+
+
+# ---------------------------------------------------------------------- models fitted on arrays
+
+#: Attributes of scikit-learn estimators that delegate to others (ColumnTransformer,
+#: FeatureUnion, ensembles, searches, wrappers): what they take depends on their parts.
+_COMPOSITE = ("transformers", "transformer_list", "estimators", "estimator", "best_estimator_",
+              "base_estimator")
+#: scikit-learn transformers that take strings although their tags do not say so.
+_TAKES_STRINGS_UNTAGGED = frozenset({"SimpleImputer", "FunctionTransformer"})
+
+
+def fixed_width_rows(model: Any) -> FixedWidthRows | None:
+    """What the rows of a model fitted on arrays must hold, or None.
+
+    scikit-learn records the width of the arrays an estimator (or a Pipeline, through its first
+    step) was fitted on as ``n_features_in_``; every row must then have that many values.
+    Values must be numbers when the estimator, or a Pipeline's first step, is one of
+    scikit-learn's own whose tags declare neither string nor categorical input (third-party
+    estimators, composites and the transformers that take strings without saying so get the
+    width check only); ``null`` is then accepted where its tags say it handles NaN.
+    """
+    try:
+        width = getattr(model, "n_features_in_", None)
+    except Exception:  # a property that fails on an unfitted model
+        return None
+    if not isinstance(width, numbers.Integral) or isinstance(width, bool) or width < 1:
+        return None
+    tags = _input_tags(_first_step(model))
+    if tags is None:
+        return FixedWidthRows(int(width))
+    takes_numbers_only, allows_nan = tags
+    return FixedWidthRows(int(width), numbers=takes_numbers_only, nulls=allows_nan or not takes_numbers_only)
+
+
+def _first_step(model: Any) -> Any:
+    """The estimator that first sees the rows: a Pipeline's first step (recursively)."""
+    steps = getattr(model, "steps", None)
+    if not isinstance(steps, list):
+        return model
+    for step in steps:
+        estimator = step[1] if isinstance(step, tuple) and len(step) == 2 else None
+        if estimator is not None and estimator != "passthrough":
+            return _first_step(estimator)
+    return None
+
+
+def _input_tags(estimator: Any) -> tuple[bool, bool] | None:
+    """(takes numbers only, handles NaN) from a scikit-learn estimator's tags; None when the
+    estimator is not one of scikit-learn's own simple estimators, or its tags cannot be read."""
+    kind = type(estimator)
+    if not kind.__module__.startswith("sklearn.") or kind.__name__ in _TAKES_STRINGS_UNTAGGED:
+        return None
+    if any(hasattr(estimator, name) for name in _COMPOSITE):
+        return None
+    try:
+        try:
+            from sklearn.utils import get_tags  # scikit-learn >= 1.6
+        except ImportError:
+            old = estimator._get_tags()
+            return set(old.get("X_types", ["2darray"])) <= {"2darray", "sparse"}, bool(old.get("allow_nan"))
+        tags = get_tags(estimator).input_tags
+        takes_other = tags.string or tags.categorical or getattr(tags, "dict", False)
+        return not takes_other, bool(tags.allow_nan)
+    except Exception:  # tags of an unexpected form: no number check
+        return None
 
 
 def columns_from_model(model: Any) -> tuple[Column, ...] | None:
@@ -280,10 +405,14 @@ def columns_from_model(model: Any) -> tuple[Column, ...] | None:
 def _interface(
     predict: Callable[..., Any], arguments: tuple[Argument, ...], columns: tuple[Column, ...] | None,
     outputs: Outputs | None = None,
+    fixed_width: FixedWidthRows | None = None,
 ) -> ModelInterface:
-    """The interface, with ``columns`` on the rows argument too."""
+    """The interface, with ``columns`` (or else ``fixed_width``) on the rows argument too."""
     if columns:
         arguments = tuple(attrs.evolve(a, columns=columns) if a.is_rows else a for a in arguments)
+    elif fixed_width is not None:
+        arguments = tuple(attrs.evolve(a, fixed_width=fixed_width) if a.is_rows and a.tensor is None else a
+                          for a in arguments)
     return ModelInterface(predict, arguments, columns, outputs)
 
 
@@ -378,16 +507,22 @@ def analyse(
         raise ModelAnalysisError(f"model attribute {predict_method_name!r} is not callable")
     parsed_columns = parse_columns(columns) if columns else columns_from_model(model)
     outputs = outputs_of(predict, predict_method_name)
+    width = fixed_width_rows(model)
+    if width is not None and parsed_columns and len(parsed_columns) != width.width:
+        raise ModelAnalysisError(
+            f"columns lists {len(parsed_columns)} columns but the model was fitted on {width.width} "
+            f"features (its n_features_in_); list the {width.width} columns it takes, in order"
+        )
 
     if not auto_detect_predict_params:
         fixed = (Argument(DEFAULT_X_ARG_NAME, "array", is_rows=True, positional=True),)
-        return _interface(predict, fixed, parsed_columns, outputs)
+        return _interface(predict, fixed, parsed_columns, outputs, width)
 
     try:
         signature = inspect.signature(predict)
     except (TypeError, ValueError):  # builtins without a signature: one positional rows arg
         fixed = (Argument("X", "array", is_rows=True, positional=True),)
-        return _interface(predict, fixed, parsed_columns, outputs)
+        return _interface(predict, fixed, parsed_columns, outputs, width)
 
     try:
         hints = typing.get_type_hints(predict, include_extras=True)
@@ -427,4 +562,4 @@ def analyse(
                 positional=param.kind is inspect.Parameter.POSITIONAL_ONLY,
             )
         )
-    return _interface(predict, tuple(arguments), parsed_columns, outputs)
+    return _interface(predict, tuple(arguments), parsed_columns, outputs, width)

@@ -20,6 +20,8 @@ def _column_schema(column: Column) -> dict[str, Any]:
     if column.type not in _SCALAR:  # "any": a column derived from the model, any value
         return {}
     schema: dict[str, Any] = {"type": _SCALAR[column.type]}
+    if column.collection_type is not None:  # a list of values of the column's type
+        schema = {"type": "array", "items": schema}
     if column.default is not None:
         schema["default"] = column.default
     return schema
@@ -40,6 +42,14 @@ def argument_schema(argument: Argument, columns: tuple[Column, ...] | None) -> d
             "additionalProperties": False,
         }
         return {"type": "array", "items": row, "description": "rows, one object per row"}
+    if argument.fixed_width is not None:
+        shape = argument.fixed_width
+        value: dict[str, Any] = {}
+        if shape.numbers:
+            value = {"type": ["number", "null"]} if shape.nulls else {"type": "number"}
+        row = {"type": "array", "items": value, "minItems": shape.width, "maxItems": shape.width}
+        return {"type": "array", "items": row,
+                "description": f"rows of {shape.width} values (the model's n_features_in_)"}
     tensor = argument.tensor
     if tensor is None:
         return {"type": "array", "items": {}, "description": "rows for the model"}
@@ -147,4 +157,13 @@ SWAGGER_HTML = """<!doctype html>
 </head><body><div id="ui"></div>
 <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "openapi.json", dom_id: "#ui"});</script>
+</body></html>"""
+
+#: ReDoc's page (pymlup served it at /redoc, as FastAPI does); like Swagger UI above, it loads
+#: its script from a CDN in the reader's browser.
+REDOC_HTML = """<!doctype html>
+<html><head><title>{title} - API reference</title><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+</head><body><redoc spec-url="openapi.json"></redoc>
+<script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
 </body></html>"""

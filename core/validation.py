@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 import orjson
 
-from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, ModelInterface
+from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, FixedWidthRows, ModelInterface
 from core.errors import InvalidRequestBody, ValidationError
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ class RequestValidator:
             return None
         if arg.is_rows and self.interface.columns:
             return self._column_rows(value, loc, details)
+        if arg.fixed_width is not None:
+            return _fixed_width_rows(value, arg.fixed_width, loc, details)
         tensor = arg.tensor
         if tensor is None:
             # A Python model: no declared shape. Rows must at least be consistent.
@@ -190,6 +192,9 @@ def _column_value(column: Column, row: dict[str, Any], loc: Loc, details: list[d
             details.append(_detail([*loc, column.name], "field required", "missing"))
         return column.default
     value = row[column.name]
+    if column.collection_type is not None:
+        _check_collection(column, value, [*loc, column.name], details)
+        return value
     problem = _check_scalar(column.type, value)
     if problem:
         details.append(_detail([*loc, column.name], problem, "type_error"))
@@ -221,6 +226,64 @@ def _flat_numbers(row: Any) -> bool:
     if isinstance(row, (int, float)):
         return True
     return isinstance(row, list) and all(isinstance(v, (int, float)) for v in row)
+
+
+def _check_collection(column: Column, value: Any, loc: Loc, details: list[dict[str, Any]]) -> None:
+    """A column whose value is a list of ``column.type`` values (``collection_type``)."""
+    if not isinstance(value, list):
+        details.append(_detail(loc, f"must be a list of {column.type}, got {_json_type(value)}", "type_error"))
+        return
+    for index, item in enumerate(value):
+        problem = _check_scalar(column.type, item)
+        if problem:
+            details.append(_detail([*loc, index], problem, "type_error"))
+            return
+
+
+def _fixed_width_rows(rows: list[Any], shape: FixedWidthRows, loc: Loc,
+                      details: list[dict[str, Any]]) -> list[Any]:
+    """Rows for a model fitted on arrays of ``shape.width`` values (``n_features_in_``): each a
+    list of that many values, numbers when ``shape.numbers``. Returned unchanged. Fast path:
+    rows of numbers are checked by one numpy conversion; only a bad request is walked."""
+    if not rows:
+        return rows
+    width = shape.width
+    if shape.numbers:
+        try:
+            probe = np.asarray(rows)
+        except (ValueError, TypeError):  # ragged rows
+            probe = None
+        if probe is not None and probe.ndim == 2 and probe.shape[1] == width and probe.dtype.kind in "biuf":
+            return rows
+    elif all(type(row) is list and len(row) == width for row in rows):
+        return rows if _flat_numbers(rows[0]) else _shallow(rows, loc, details)
+    fitted = f"the model was fitted on {width} features (n_features_in_)"
+    for index, row in enumerate(rows):
+        if len(details) >= MAX_DETAILS:
+            break
+        row_loc = [*loc, index]
+        if not isinstance(row, list):
+            details.append(_detail(row_loc, f"must be a list of {width} values ({fitted}), got {_json_type(row)}",
+                                   "type_error"))
+        elif len(row) != width:
+            details.append(_detail(row_loc, f"expected {width} values ({fitted}), got {len(row)}", "wrong_length"))
+        elif shape.numbers:
+            for position, item in enumerate(row):
+                problem = _number_problem(item, shape.nulls)
+                if problem:
+                    details.append(_detail([*row_loc, position], f"{problem}, got {_json_type(item)} {item!r}"[:200],
+                                           "type_error"))
+                    break
+    return rows
+
+
+def _number_problem(item: Any, nulls: bool) -> str | None:
+    """What is wrong with one value of a row of numbers, or None."""
+    if item is None:
+        return None if nulls else "must be a number (this model does not take missing values)"
+    if isinstance(item, (int, float)):  # bools too, as numpy reads them: 1 and 0
+        return None
+    return "must be a number (the model takes numbers only)"
 
 
 def _to_array(value: list[Any], dtype: str) -> np.ndarray:

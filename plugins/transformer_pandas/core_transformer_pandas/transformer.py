@@ -88,8 +88,9 @@ def typed_frame(
 
 
 def column_dtype(column: Column, values: Sequence[Any]) -> str | None:
-    """The dtype of ``column`` holding ``values``; None: pandas infers it."""
-    if column.type not in DTYPES:
+    """The dtype of ``column`` holding ``values``; None: pandas infers it (objects for a
+    column of lists, ``collection_type``)."""
+    if column.type not in DTYPES or column.collection_type is not None:
         return None
     if any(value is None for value in values):
         return DTYPES_WITH_MISSING[column.type]
