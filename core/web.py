@@ -9,6 +9,7 @@ one place, the gate; routes outside it (``/info``, the probes) answer from state
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import signal
 import socket
@@ -129,6 +130,7 @@ class Web:
             routes += [
                 Route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False),
                 Route("/docs", self.docs, methods=["GET"], include_in_schema=False),
+                Route("/redoc", self.redoc, methods=["GET"], include_in_schema=False),
             ]
         for extra in plugins.hook.register_routes(service=service):
             routes += extra or []
@@ -257,6 +259,9 @@ class Web:
 
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(openapi.SWAGGER_HTML.replace("{title}", self.up.conf.name))
+
+    async def redoc(self, request: Request) -> Response:
+        return HTMLResponse(openapi.REDOC_HTML.replace("{title}", html.escape(self.up.conf.name)))
 
     async def _http_error(self, request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
