@@ -3,7 +3,7 @@
 Registered under the name ``disk`` through the ``core`` entry-point group::
 
     storage_type = "disk"
-    storage_kwargs = { path_to_files = "models/", file_mask = 'iris\\.pkl' }
+    storage_kwargs = { path_to_files = "models/", file_mask = 'iris\\.pkl$' }
 """
 
 from __future__ import annotations

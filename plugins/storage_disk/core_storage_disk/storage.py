@@ -1,7 +1,13 @@
-"""``DiskStorage``: find the model file on the local disk, by path and file-name mask."""
+"""``DiskStorage``: find the model file on the local disk, by path and file-name mask.
+
+The mask is searched for in each file name (``re.search``), as pymlup's ``DiskStorage`` does,
+and may be given as ``file_mask`` (the name in pymlup's docs) or ``files_mask`` (the name in
+pymlup's code and example configs).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
@@ -11,8 +17,10 @@ from core.components import LoadedFile, Storage
 from core.errors import ConfigError, CoreError, ModelLoadError
 from core.progress import read_file
 
-#: Matches the usual model file names, whatever the case of the extension.
-DEFAULT_FILE_MASK = r"(?i).+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)"
+logger = logging.getLogger("core")
+
+#: Finds the usual model file names, whatever the case of the extension.
+DEFAULT_FILE_MASK = r"(?i)^.+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)$"
 
 #: How many folder entries an error message lists before "and N more".
 _LISTED = 20
@@ -30,16 +38,18 @@ def _to_path(value: Any) -> str:
 
 
 def _check_mask(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None or isinstance(value, re.Pattern):
+        return
     if not isinstance(value, str) or not value:
         raise ConfigError(
-            f"disk storage: storage_kwargs.file_mask must be a regular expression string, "
+            f"disk storage: storage_kwargs.{attribute.name} must be a regular expression string, "
             f"got {type(value).__name__} {value!r}"
         )
     try:
         re.compile(value)
     except re.error as error:
         raise ConfigError(
-            f"disk storage: storage_kwargs.file_mask '{value}' is not a valid regular "
+            f"disk storage: storage_kwargs.{attribute.name} '{value}' is not a valid regular "
             f"expression: {error}"
         ) from None
 
@@ -63,22 +73,39 @@ class DiskStorage(Storage):
     """The model file on the local disk.
 
     :param path_to_files: the model file itself, or the folder that holds it.
-    :param file_mask: for a folder, a regular expression that the model file's name must
-        match in full (``re.fullmatch``); exactly one file may match. Not used when
-        ``path_to_files`` is a file. The default matches ``.pkl``, ``.pckl``, ``.pickle``,
-        ``.joblib``, ``.onnx``, ``.cloudpickle``, ``.bin`` and ``.model``, in any case.
+    :param file_mask: for a folder, a regular expression searched for in each file name
+        (``re.search``, as pymlup does: ``model`` finds ``model.pkl``; anchor it with ``^``
+        and ``$`` to match whole names); exactly one file may match, or else, of several, one
+        whose whole name the mask matches. A string or a compiled pattern. Not used when
+        ``path_to_files`` is a file. The default finds ``.pkl``, ``.pckl``, ``.pickle``,
+        ``.joblib``, ``.onnx``, ``.cloudpickle``, ``.bin`` and ``.model`` files, in any case.
+    :param files_mask: pymlup's name for ``file_mask``; set one of the two.
     :param need_load_file: read the file's bytes into memory and hand them to the binarizer
         (``LoadedFile.raw_data``). Off by default: the binarizer then reads the file itself,
         so the model's bytes and the model object are never in memory together.
     """
 
     path_to_files: str = attrs.field(converter=_to_path)
-    file_mask: str = attrs.field(default=DEFAULT_FILE_MASK, validator=_check_mask)
+    file_mask: str | re.Pattern[str] | None = attrs.field(default=None, validator=_check_mask)
+    files_mask: str | re.Pattern[str] | None = attrs.field(
+        default=None, validator=_check_mask, repr=False
+    )
     need_load_file: bool = attrs.field(default=False, validator=_check_bool)
     _pattern: re.Pattern[str] = attrs.field(init=False, repr=False)
+    _mask_given: bool = attrs.field(init=False, repr=False)
+    _mask_key: str = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._pattern = re.compile(self.file_mask)
+        if self.file_mask is not None and self.files_mask is not None:
+            raise ConfigError(
+                "disk storage: storage_kwargs sets both file_mask and files_mask (pymlup's name "
+                "for the same setting); keep one"
+            )
+        mask = self.file_mask if self.file_mask is not None else self.files_mask
+        self._mask_given = mask is not None
+        self._mask_key = "files_mask" if self.files_mask is not None else "file_mask"
+        self._pattern = re.compile(mask if mask is not None else DEFAULT_FILE_MASK)
+        self.file_mask, self.files_mask = self._pattern.pattern, None
 
     def load(self) -> list[LoadedFile]:
         """The one model file; with its bytes when ``need_load_file`` is set.
@@ -99,7 +126,7 @@ class DiskStorage(Storage):
 
     def check(self) -> None:
         """Raise :class:`~core.errors.ConfigError` if the path is missing, unreadable, or
-        a folder in which not exactly one file matches ``file_mask``."""
+        a folder in which the mask does not pick one file."""
         path = self._find(ConfigError)
         if not os.access(path, os.R_OK):
             raise ConfigError(f"disk storage: the model file {path} is not readable")
@@ -108,6 +135,13 @@ class DiskStorage(Storage):
         given = self.path_to_files
         path = os.path.expanduser(given)
         if os.path.isfile(path):
+            name = os.path.basename(path)
+            if self._mask_given and not self._pattern.search(name):
+                logger.warning(
+                    "disk storage: path_to_files names the file %s, so it is used although "
+                    "%s '%s' does not match its name (pymlup refused it)",
+                    given, self._mask_key, self.file_mask,
+                )
             return path
         if not os.path.exists(path):
             where = "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"
@@ -123,20 +157,21 @@ class DiskStorage(Storage):
                 f"disk storage: cannot list the folder {given!r}: {problem.strerror or problem}"
             ) from None
         files = [name for name in entries if os.path.isfile(os.path.join(path, name))]
-        matches = [name for name in files if self._pattern.fullmatch(name)]
-        if len(matches) == 1:
-            return os.path.join(path, matches[0])
+        matches = [name for name in files if self._pattern.search(name)]
+        whole = [name for name in matches if self._pattern.fullmatch(name)]
+        if len(matches) == 1 or len(whole) == 1:
+            return os.path.join(path, matches[0] if len(matches) == 1 else whole[0])
         if not matches:
             regular = set(files)
             shown = [name if name in regular else name + "/" for name in entries]
             held = f"it holds: {_listing(shown)}" if shown else "it is empty"
             raise error(
-                f"disk storage: no file in the folder {given!r} matches file_mask "
-                f"'{self.file_mask}'; {held}. Set storage_kwargs.file_mask to a regular "
-                f"expression matching the model file's name, or path_to_files to the file"
+                f"disk storage: no file in the folder {given!r} matches {self._mask_key} "
+                f"'{self.file_mask}'; {held}. Set storage_kwargs.{self._mask_key} to a regular "
+                f"expression found in the model file's name, or path_to_files to the file"
             )
         raise error(
-            f"disk storage: {len(matches)} files in the folder {given!r} match file_mask "
-            f"'{self.file_mask}': {_listing(matches)}; set storage_kwargs.file_mask to pick "
-            f"one (for example '{re.escape(matches[0])}') or path_to_files to the file"
+            f"disk storage: {len(matches)} files in the folder {given!r} match {self._mask_key} "
+            f"'{self.file_mask}': {_listing(matches)}; set storage_kwargs.{self._mask_key} to pick "
+            f"one (for example '^{re.escape(matches[0])}$') or path_to_files to the file"
         )

@@ -54,14 +54,14 @@ class TestDiskStorageWithBytesContract(StorageContract):
     ],
 )
 def test_default_mask_matches_model_files(name: str) -> None:
-    assert re.fullmatch(DEFAULT_FILE_MASK, name)
+    assert re.search(DEFAULT_FILE_MASK, name)
 
 
 @pytest.mark.parametrize(
     "name", ["model.py", "model.pkl.bak", "README.md", "data.csv", ".pkl", "model.pkl~"]
 )
 def test_default_mask_skips_other_files(name: str) -> None:
-    assert not re.fullmatch(DEFAULT_FILE_MASK, name)
+    assert not re.search(DEFAULT_FILE_MASK, name)
 
 
 def test_folder_with_one_model_among_other_files(tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_several_matches_are_listed_with_a_hint(tmp_path: Path) -> None:
         storage.load()
     message = str(caught.value)
     assert "2 files" in message and "a.pkl, b.onnx" in message and "c.txt" not in message
-    assert "set storage_kwargs.file_mask" in message and r"'a\.pkl'" in message
+    assert "set storage_kwargs.file_mask" in message and r"'^a\.pkl$'" in message
     with pytest.raises(ConfigError, match="2 files"):
         storage.check()
 
@@ -247,6 +247,105 @@ def test_missing_and_unknown_settings_are_one_line_config_errors() -> None:
     with pytest.raises(ConfigError) as caught:
         build("storage", DiskStorage, {"path": "x"}, "storage_kwargs")
     message = str(caught.value)
-    assert "path" in message and "path_to_files, file_mask, need_load_file" in message
+    assert "path" in message and "path_to_files, file_mask, files_mask, need_load_file" in message
     with pytest.raises(ConfigError, match="path_to_files"):
         build("storage", DiskStorage, {}, "storage_kwargs")
+
+
+# ---------------------------------------------------------------------- pymlup's masks
+# pymlup's DiskStorage takes the mask as ``files_mask`` and searches for it in each file name
+# (re.search); its docs (the seeds) spell the key ``file_mask``. Both names work, searched.
+
+
+def _folder(tmp_path: Path, *names: str) -> Path:
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("key", ["file_mask", "files_mask"])
+@pytest.mark.parametrize(
+    ("mask", "found"),
+    [
+        (r"(\w.-_)*.pckl", "model.pckl"),  # pymlup's default: it finds ".pckl" anywhere
+        (r"\.pckl$", "model.pckl"),
+        ("model", "model.pckl"),
+        ("scikit-learn-binary_cls_model.pckl", "scikit-learn-binary_cls_model.pckl"),
+    ],
+)
+def test_pymlup_masks_find_files_as_in_pymlup(
+    tmp_path: Path, key: str, mask: str, found: str
+) -> None:
+    folder = _folder(tmp_path, found, "labels.json", "README.md")
+    [file] = DiskStorage(path_to_files=str(folder), **{key: mask}).load()
+    assert file.display_name == found
+
+
+def test_pymlup_default_mask_finds_nothing_else(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "model.onnx", "notes.txt")
+    expected = r"no file in the folder .* matches files_mask '\(\\w\.-_\)\*\.pckl'"
+    with pytest.raises(ModelLoadError, match=expected):
+        DiskStorage(path_to_files=str(folder), files_mask=r"(\w.-_)*.pckl").load()
+
+
+def test_a_compiled_pattern_is_accepted_as_in_pymlup(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "model.joblib", "model.pckl")
+    mask = re.compile(r"\.JOBLIB$", re.I)
+    [file] = DiskStorage(path_to_files=str(folder), files_mask=mask).load()
+    assert file.display_name == "model.joblib"
+
+
+def test_the_joblib_mask_of_pymlups_tests_on_a_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pymlup's test_load_single_file_by_not_default_mask: a file path and a mask it matches."""
+    path = _folder(tmp_path, "joblib_print_model.joblib") / "joblib_print_model.joblib"
+    with caplog.at_level(logging.WARNING, logger="core"):
+        storage = DiskStorage(
+            path_to_files=str(path), files_mask=r"(\w.-_)*.joblib", need_load_file=True
+        )
+        [file] = storage.load()
+    assert file.path == str(path) and file.raw_data == b"x"
+    assert not caplog.records
+
+
+def test_a_file_that_the_given_mask_misses_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _folder(tmp_path, "model.onnx") / "model.onnx"
+    with caplog.at_level(logging.WARNING, logger="core"):
+        [file] = DiskStorage(path_to_files=str(path), files_mask=r"(\w.-_)*.pckl").load()
+    assert file.path == str(path)
+    [record] = caplog.records
+    assert "files_mask '(\\w.-_)*.pckl' does not match its name" in record.getMessage()
+
+
+def test_both_names_at_once_is_a_one_line_config_error() -> None:
+    with pytest.raises(ConfigError, match="sets both file_mask and files_mask") as caught:
+        DiskStorage(path_to_files="x", file_mask="a", files_mask="b")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_bad_files_mask_is_named(tmp_path: Path) -> None:
+    expected = r"storage_kwargs.files_mask 'model\(' is not a valid regular expression"
+    with pytest.raises(ConfigError, match=expected):
+        DiskStorage(path_to_files=str(tmp_path), files_mask="model(")
+
+
+def test_of_several_found_names_the_one_matched_whole_is_taken(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "model.pkl", "model.pkl.sha256")
+    [file] = DiskStorage(path_to_files=str(folder), file_mask=r"model\.pkl").load()
+    assert file.display_name == "model.pkl"
+
+
+def test_several_found_names_and_none_whole_is_an_error_naming_them(tmp_path: Path) -> None:
+    """pymlup loaded every match and served whichever os.listdir gave first; core asks."""
+    folder = _folder(tmp_path, "a.pckl", "b.pckl")
+    expected = r"2 files .* match files_mask .*: a\.pckl, b\.pckl; set storage_kwargs.files_mask"
+    with pytest.raises(ModelLoadError, match=expected):
+        DiskStorage(path_to_files=str(folder), files_mask=r"(\w.-_)*.pckl").load()
+
+
+def test_the_effective_mask_is_shown_as_file_mask(tmp_path: Path) -> None:
+    assert DiskStorage(path_to_files="x", files_mask=r"\.onnx$").file_mask == r"\.onnx$"
+    assert DiskStorage(path_to_files="x").file_mask == DEFAULT_FILE_MASK

@@ -44,6 +44,23 @@ def test_list_rows_without_columns_get_default_names() -> None:
     assert frame.dtypes.tolist() == [np.dtype("int64"), np.dtype("float64")]
 
 
+def test_the_pymlup_class_path_is_this_transformer() -> None:
+    """pymlup's PandasDataFrameTransformer (ModelDataTransformerType.PANDAS_DF) is ``pandas``."""
+    transformers = load_plugins().transformers
+    path = "mlup.ml.data_transformers.pandas_data_transformer.PandasDataFrameTransformer"
+    assert transformers.get(path) is PandasTransformer
+    assert transformers.get(core.constants.ModelDataTransformerType.PANDAS_DF) is PandasTransformer
+
+
+def test_a_column_of_lists_holds_the_lists() -> None:
+    """A ``collection_type: List`` column (pymlup's) keeps each row's list as one object."""
+    argument = rows_argument(Column("n", "int"), Column("tags", "int", collection_type="list"))
+    frame = PandasTransformer().to_model([[1, [1, 2]], [2, []]], argument)
+    assert frame["n"].dtype == np.dtype("int64")
+    assert frame["tags"].dtype == np.dtype("object")
+    assert frame["tags"].tolist() == [[1, 2], []]
+
+
 def test_other_arguments_pass_through_unchanged() -> None:
     value = [[1, 2]]
     assert PandasTransformer().to_model(value, Argument("ids", "array")) is value
