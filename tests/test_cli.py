@@ -83,7 +83,7 @@ def test_validate_auto_names_the_binarizers_the_settings_fit(tmp_path):
         ('storage_type = "disk"\nstorage_kwargs = { path_to_files = "nope.onnx" }\n',
          "storage_kwargs.path_to_files 'nope.onnx' does not exist"),
         (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}", size = 1 }}\n',
-         "unexpected keyword argument 'size'; it accepts: path_to_files, file_mask, need_load_file"),
+         "unexpected keyword argument 'size'; it accepts: path_to_files, file_mask, files_mask, need_load_file"),
         (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\nbinarization_type = "onx"\n',
          "unknown binarizer 'onx'"),
         (f'storage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{ONNX}" }}\n'
