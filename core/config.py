@@ -130,6 +130,7 @@ class Config:
     mode: str = _setting("directly_to_predict", str)
     architecture_kwargs: dict[str, Any] = _setting({}, dict)
     show_docs: bool = _setting(True, bool)
+    pymlup_wire_format: bool = _setting(False, bool)
     debug: bool = _setting(False, bool)
     throttling_max_requests: int | None = _setting(None, int, optional=True, extra=[_positive])
     throttling_max_request_len: int | None = _setting(None, int, optional=True, extra=[_positive])

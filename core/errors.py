@@ -90,6 +90,12 @@ class TooManyRequests(RequestError):
     type = "too_many_requests"
 
 
+class QueueFull(TooManyRequests):
+    """The architecture's queue is full (``max_queue_size``): 429 with ``Retry-After``."""
+
+    type = "queue_full"
+
+
 class NotFound(RequestError):
     status_code = 404
     type = "not_found"

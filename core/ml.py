@@ -26,6 +26,7 @@ from core.errors import (
     PredictTransformDataError,
     RequestError,
 )
+from core.pymlup import input_aliases
 from core.runner import PredictRunner
 from core.transformers import NumpyTransformer, check_dtype_applies
 from core.validation import BodyReader, RequestValidator
@@ -232,7 +233,10 @@ class ML:
         # plugin wrapping it), its arrays are converted there too (core.validation.BodyReader).
         numpy_in = type(self.transformer_in) is NumpyTransformer and \
             not self.up.plugins.overridden("transformer_to_model")
-        self.body_reader = BodyReader(self.validator.portable(), self.transformer_in if numpy_in else None)
+        self.body_reader = BodyReader(
+            self.validator.portable(), self.transformer_in if numpy_in else None,
+            input_aliases(self.interface.arguments) if conf.pymlup_wire_format else {},
+        )
         self._array_args = tuple(a for a in self.interface.arguments if a.kind == "array")
         self._bind_transformer_hooks()
         self.runner.shutdown()

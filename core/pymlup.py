@@ -236,3 +236,16 @@ def install_module_paths(paths: Iterable[tuple[str, str]] | None = None) -> None
         parent_name, _, attribute = alias.rpartition(".")
         sys.modules.setdefault(alias, module)
         setattr(importlib.import_module(parent_name), attribute, module)
+
+
+#: The name pymlup's ONNX binarizer gave a single-input model's rows (``predict(input_data)``).
+INPUT_DATA = "input_data"
+
+
+def input_aliases(arguments: tuple[Any, ...]) -> dict[str, str]:
+    """``{"input_data": <its argument>}`` for a model whose single argument is a declared
+    tensor (a single-input ONNX model), as pymlup's wire format takes it
+    (``pymlup_wire_format``, :mod:`core.pymlup_wire`); else none."""
+    if len(arguments) == 1 and arguments[0].tensor is not None and arguments[0].name != INPUT_DATA:
+        return {INPUT_DATA: arguments[0].name}
+    return {}

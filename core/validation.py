@@ -57,14 +57,20 @@ class BodyReader:
         Python objects), or None to hand the values back as validated. Only set for
         core's own ``numpy`` transformer, whose ``to_model`` leaves an array of the right
         dtype as it is when the request path calls it again.
+    :ivar aliases: body keys taken for another argument's name (pymlup's ``input_data`` for a
+        single-input ONNX model, :mod:`core.pymlup_wire`).
     """
 
     validator: RequestValidator
     transformer: Transformer | None = None
+    aliases: dict[str, str] = attrs.Factory(dict)
 
     def __call__(self, body: bytes) -> dict[str, Any]:
         """Read here: parse and validate."""
-        return self.validator.validate(parse_json(body))
+        document = parse_json(body)
+        if self.aliases and isinstance(document, dict):
+            document = {self.aliases.get(key, key): value for key, value in document.items()}
+        return self.validator.validate(document)
 
     def offloaded(self, body: bytes) -> dict[str, Any]:
         """Read in another process: parse, validate, and convert the array arguments."""

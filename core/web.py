@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import openapi
+from core import openapi, pymlup_wire
 from core.components import Architecture, Deferred
 from core.errors import CoreError, InternalError, RequestError, ValidationError, WebAppLoadError
 from core.http import (
@@ -117,9 +117,11 @@ class Web:
         service = Service(conf=conf, model=ml.model_obj, interface=ml.interface, gate=gate,
                           validate=ml.validate, live=self.live, ready=self.ready)
         self.service = service
+        wire = conf.pymlup_wire_format  # pymlup's answers (core.pymlup_wire)
         routes: list[BaseRoute] = [  # /predict first: Starlette tries routes in order
-            gate.route("/predict", self._predict),
-            Route("/health", self.health, methods=["GET"]),
+            gate.route("/predict", self._predict_pymlup, errors=pymlup_wire.PYMLUP_ERRORS) if wire
+            else gate.route("/predict", self._predict),
+            Route("/health", self.health, methods=["GET", "OPTIONS"] if wire else ["GET"]),
             Route("/health/live", self.health_live, methods=["GET"]),
             Route("/health/ready", self.health_ready, methods=["GET"]),
             Route("/info", self.info, methods=["GET"]),
@@ -223,8 +225,21 @@ class Web:
             return result
         return dumps({"predict_result": result})
 
+    async def _predict_pymlup(self, admission: Admission) -> Any:
+        """``POST /predict`` in pymlup's wire format (:mod:`core.pymlup_wire`)."""
+        reader = self.up.ml.body_reader
+        assert reader is not None
+        result = await admission.predict(await admission.parse(reader, large=reader.offloaded))
+        if isinstance(result, Deferred):
+            return pymlup_wire.deferred(result.predict_id)
+        assert self.up.ml.interface is not None
+        return {"predict_result": pymlup_wire.outputs(result, self.up.conf, self.up.ml.interface)}
+
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": self.up.conf.name, "version": self.up.conf.version})
+        conf = self.up.conf
+        if conf.pymlup_wire_format:
+            return JSONResponse(pymlup_wire.HEALTH)
+        return JSONResponse({"status": "ok", "model": conf.name, "version": conf.version})
 
     async def health_live(self, request: Request) -> Response:
         probe = self.live()
@@ -237,12 +252,23 @@ class Web:
                             status_code=200 if probe.ok else 503)
 
     async def info(self, request: Request) -> Response:
+        ml = self.up.ml
+        if self.up.conf.pymlup_wire_format:
+            return JSONResponse(pymlup_wire.info(self.up.conf, ml.interface, ml.model_obj))
         return JSONResponse(self.up.info())
 
     async def get_predict(self, request: Request) -> Response:
         """``GET /get-predict/{predict_id}``: a long prediction's result."""
         assert self.architecture is not None
         predict_id = request.path_params["predict_id"]
+        conf = self.up.conf
+        if conf.pymlup_wire_format:  # the bare result, or 408 after waiting for it
+            try:
+                result = await pymlup_wire.wait_for_result(self.architecture.result, predict_id,
+                                                           conf.ttl_client_wait)
+            except RequestError as error:
+                return pymlup_wire.PYMLUP_ERRORS.response(error, predict_id)
+            return Response(dumps(result), media_type="application/json")
         try:
             result = await self.architecture.result(predict_id)
         except RequestError as error:

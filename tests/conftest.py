@@ -18,6 +18,8 @@ sys.path.insert(0, str(SUPPORT))
 #: ``serve(config_dict, env=..., pythonpath=...)`` starts a server and returns it; every
 #: server is stopped when the test ends.
 serve = server_fixture(pythonpath=[SUPPORT])
+#: The same for a server kept for the whole module (tests that only read from it).
+serve_module = server_fixture(scope="module", pythonpath=[SUPPORT])
 
 
 @pytest.fixture

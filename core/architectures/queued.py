@@ -20,10 +20,10 @@ from core.components import Architecture, Deferred, ModelHost
 from core.errors import (
     InternalError,
     NotFound,
+    QueueFull,
     RequestError,
     RequestTimeout,
     ServiceUnavailable,
-    TooManyRequests,
 )
 
 logger = logging.getLogger("core")
@@ -64,8 +64,8 @@ class Job:
             self.future.set_result(outcome)
 
 
-def queue_full(depth: int, limit: int) -> TooManyRequests:
-    return TooManyRequests(
+def queue_full(depth: int, limit: int) -> QueueFull:
+    return QueueFull(
         f"the prediction queue is full ({depth} waiting; max_queue_size is {limit}); "
         f"retry after {RETRY_AFTER} s",
         headers={"Retry-After": RETRY_AFTER},

@@ -68,16 +68,16 @@ class ErrorFormat:
     """How a route writes an error: ``render(error, predict_id) -> (status, body)``.
 
     :param body: builds the JSON body from the error and the predict id.
-    :param status: maps the error's status to the one sent (default: unchanged).
+    :param status: the status to send for an error (default: the error's own).
     """
 
     def __init__(self, body: Callable[[RequestError, str | None], Any],
-                 status: Callable[[int], int] | None = None) -> None:
+                 status: Callable[[RequestError], int] | None = None) -> None:
         self._body = body
         self._status = status
 
     def render(self, error: RequestError, predict_id: str | None) -> tuple[int, bytes]:
-        status = error.status_code if self._status is None else self._status(error.status_code)
+        status = error.status_code if self._status is None else self._status(error)
         return status, dumps(self._body(error, predict_id))
 
     def response(self, error: RequestError, predict_id: str | None = None) -> Response:

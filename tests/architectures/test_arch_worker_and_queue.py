@@ -46,7 +46,7 @@ def test_full_queue_is_answered_429_with_retry_after(arch_server: Any) -> None:
         if response.status_code == 429:
             assert response.headers["Retry-After"] == "1"
             detail = response.json()["detail"][0]
-            assert detail["type"] == "too_many_requests" and "max_queue_size" in detail["msg"]
+            assert detail["type"] == "queue_full" and "max_queue_size" in detail["msg"]
         else:
             assert response.json()["predict_result"] == [body_index + 1.0]
 

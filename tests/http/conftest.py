@@ -1,23 +1,17 @@
 """Fixtures of the admission gate's tests (the clients themselves are in ``hostile.py``).
 
-``serve`` (from ``tests/conftest.py``) starts a server for one test; ``serve_module`` starts one
-kept for the whole module, for the tests that only read from it.
+``serve`` and ``serve_module`` come from ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hostile import Trickle
 
-from core.testing import Server, server_fixture
-
-SUPPORT = Path(__file__).parent.parent / "support"
-
-serve_module = server_fixture(scope="module", pythonpath=[SUPPORT])
+from core.testing import Server
 
 
 @pytest.fixture

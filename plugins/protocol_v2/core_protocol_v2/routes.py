@@ -44,7 +44,7 @@ def error(message: str, status: int = 400, headers: dict[str, str] | None = None
 #: The protocol's error format for the admission gate: ``{"error": "..."}``; a request that
 #: does not fit the model (core's 422) is the protocol's 400.
 V2_ERRORS = ErrorFormat(lambda problem, predict_id: {"error": problem.msg},
-                        status=lambda status: 400 if status == 422 else status)
+                        status=lambda problem: 400 if problem.status_code == 422 else problem.status_code)
 #: What ``infer`` takes: JSON, or JSON followed by binary tensors (the binary extension).
 INFER_BODIES = ("application/json", "application/octet-stream", "")
 
