@@ -147,9 +147,15 @@ class UP:
                      "columns": [c.name for c in a.columns] if a.columns else None}
                     for a in (interface.arguments if interface else ())
                 ],
+                "outputs": [
+                    {"name": name, "dtype": tensor.dtype, "kind": tensor.kind,
+                     "shape": list(tensor.shape) if tensor.shape else None}
+                    for name, tensor in interface.outputs.items()
+                ] if interface is not None and interface.outputs is not None else None,
                 "columns": conf.columns,
                 "columns_from": columns_from,
             },
+            "process": {"pid": os.getpid()},
             "request_schema": request_schema(interface) if interface else None,
             "architecture": {"mode": conf.mode, **(architecture.info() if architecture else {})},
             "web": {

@@ -54,3 +54,7 @@ def test_deep_values_of_an_onnx_input_are_a_422(serve):
     response = post(server, '{"X": ' + nested(1000) + "}")
     assert_clear_4xx(response, server, 422, ["body", "X", 0, 0], "nested deeper than the 2 dimension(s)")
     assert post(server, '{"X": [[' + ",".join(["0.1"] * 20) + "]]}").status_code == 200
+    # /info shows the outputs the model declares
+    outputs = httpx.get(f"{server.url}/info").json()["model"]["outputs"]
+    assert outputs == [{"name": "label", "dtype": "int64", "kind": "tensor", "shape": [None]},
+                       {"name": "probabilities", "dtype": "float32", "kind": "tensor", "shape": [None, 3]}]

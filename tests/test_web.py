@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import httpx
@@ -21,6 +22,8 @@ def test_health_and_info(sum_server):
     assert health.json()["status"] == "ok"
     info = httpx.get(f"{sum_server.url}/info").json()
     assert info["name"] == "test-model"
+    assert isinstance(info["process"]["pid"], int) and info["process"]["pid"] != os.getpid()
+    assert info["model"]["outputs"] is None  # a Python model that declares none
     args = {a["name"]: a for a in info["model"]["arguments"]}
     assert args["X"]["is_rows"] and args["X"]["required"]
     assert args["scale"] == {**args["scale"], "kind": "float", "default": 1.0, "required": False}
