@@ -60,7 +60,7 @@ def check_config(conf: Config) -> list[str]:
     storage = build("storage", storage_cls, dict(conf.storage_kwargs), "storage_kwargs")
     storage.check()
     # storages that hand over a model object (LoadedFile.obj) need no binarizer
-    in_memory = conf.storage_type == "memory" or getattr(storage_cls, "hands_over_objects", False)
+    in_memory = storage_cls.hands_over_objects
     if not in_memory and conf.binarization_type != "auto":
         binarizer_cls = plugins.binarizers.get(conf.binarization_type)
         build("binarizer", binarizer_cls, dict(conf.binarization_kwargs), "binarization_kwargs")

@@ -74,6 +74,11 @@ class Storage(abc.ABC):
     (``core validate`` calls it).
     """
 
+    #: True when :meth:`load` hands over a model object (``LoadedFile.obj``) rather than
+    #: files: no binarizer is needed, so ``core serve`` and ``core validate`` do not ask for
+    #: one (the ``memory`` storage, MLComponent's).
+    hands_over_objects: ClassVar[bool] = False
+
     @abc.abstractmethod
     def load(self) -> list[LoadedFile]:
         """Return the model's files. Raise :class:`core.errors.ModelLoadError` with a message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from core.components import LoadedFile, Storage
@@ -29,6 +29,8 @@ class MemoryStorage(Storage):
         may be dotted, ``"pkg.mod:registry.model"``; ``"package.module.attribute"`` works
         too). This is how a config file serves a Python object.
     """
+
+    hands_over_objects: ClassVar[bool] = True  # a model object, no binarizer
 
     model: Any = attrs.field(default=None, repr=False)
     object: str | None = attrs.field(default=None, validator=_check_spec)
