@@ -101,6 +101,11 @@ class Load:
         with self.lock:
             return {o.pid for o in self.outcomes if o.pid is not None and o.started > after}
 
+    def answered(self, after: float = 0.0) -> int:
+        """How many requests started after ``after`` got their prediction."""
+        with self.lock:
+            return sum(1 for o in self.outcomes if o.status == 200 and o.started > after)
+
     def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
@@ -150,7 +155,8 @@ def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, t
         crashed = time.monotonic() if crasher is None else crasher.ended  # the worker is gone by now
         dead_pid = int(dead.group(1))
         replacement = wait_for(lambda: load.pids(after=crashed) - first, server, "a new worker answering")
-        time.sleep(1)  # a little more load on the new pair
+        # A little more load on the new pair (counted, not timed: CI machines are slow and shared).
+        wait_for(lambda: load.answered(after=crashed) >= 3 * CLIENTS, server, "more load on the new pair")
 
     log = server.log()
     expected = {"segfault": "was killed by SIGSEGV", "exit": "exited with code 1",
@@ -174,7 +180,7 @@ def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, t
     later = [o for o in outcomes if o.started > crashed]
     assert later and all(o.status == 200 for o in later), later
     assert {o.pid for o in later} == survivor | {new_pid}, later
-    assert len(outcomes) - len(failed) > 10 * CLIENTS  # the load really ran
+    assert len(later) >= 3 * CLIENTS  # the load really ran after the crash
 
     server.terminate()
     assert server.wait() == 0, server.log()
@@ -191,7 +197,10 @@ def test_workers_that_keep_dying_stop_the_service(serve, tmp_path):
         while server.process is not None and server.process.poll() is None:
             assert time.monotonic() < deadline, server.log()
             outcome = send(client, "crash", crash="segfault")
-            assert outcome.status is None, outcome  # never answered: the worker died
+            # Never answered: the worker died; or, once the crash loop stopped the service and
+            # it drains, refused with a 503 like every request that reaches a stopping server.
+            stopping = "core: stopping:" in server.log()
+            assert outcome.status is None or (outcome.status == 503 and stopping), (outcome, server.log())
     assert server.wait() == 3, server.log()
     log = server.log()
     assert log.count("was killed by SIGSEGV; starting a new one (") == 2, log
