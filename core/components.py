@@ -107,8 +107,10 @@ class Binarizer(abc.ABC):
     def detect(cls, file: LoadedFile) -> tuple[float, str]:
         """How sure this binarizer is that it can read ``file`` (0 to 1), and why.
 
-        Used by ``binarization_type = "auto"``: the highest score wins, ties go to the name
-        that sorts first, and the reason is logged.
+        Used by ``binarization_type = "auto"``: the highest score wins and the reason is
+        logged; a tie at the top, or no score above 0, is an error naming the choices. Judge
+        from ``file.display_name`` and its first bytes (``file.head()``), cheaply: every
+        installed binarizer is asked.
         """
         return 0.0, "does not detect"
 

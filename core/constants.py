@@ -49,19 +49,19 @@ class BinarizationType(str, Enum):
     ONNX_INFERENCE_SESSION = "onnx"
     ONNX_INFERENCE_SESSION_FULL_RETURN = "onnx"  # core returns every output by name
     MEMORY = "mlup.ml.binarization.memory.MemoryBinarizer"
-    LIGHTGBM = "mlup.ml.binarization.lightgbm.LightGBMBinarizer"
-    TENSORFLOW = "mlup.ml.binarization.tensorflow.TensorFlowBinarizer"
-    TENSORFLOW_ZIP = "mlup.ml.binarization.tensorflow.TensorFlowSavedBinarizer"
-    TORCH = "mlup.ml.binarization.torch.TorchBinarizer"
-    TORCH_JIT = "mlup.ml.binarization.torch.TorchJITBinarizer"
+    LIGHTGBM = "lightgbm"  # core-binarizer-lightgbm
+    TENSORFLOW = "tensorflow"  # core-binarizer-tensorflow: Keras files and SavedModels
+    TENSORFLOW_ZIP = "tensorflow"
+    TORCH = "torch"  # core-binarizer-torch: torch.load (runs code: trusted files only)
+    TORCH_JIT = "torchscript"  # core-binarizer-torch: torch.jit.load
 
 
 class ModelDataTransformerType(str, Enum):
     NUMPY_ARR = "numpy"
     SRC_TYPES = "passthrough"
     PANDAS_DF = "pandas"  # core-transformer-pandas
-    TENSORFLOW_TENSOR = "mlup.ml.data_transformers.tf_tensor_data_transformer.TFTensorDataTransformer"
-    TORCH_TENSOR = "mlup.ml.data_transformers.torch_tensor_data_transformer.TorchTensorDataTransformer"
+    TENSORFLOW_TENSOR = "tf_tensor"  # core-binarizer-tensorflow
+    TORCH_TENSOR = "torch_tensor"  # core-binarizer-torch
 
 
 class WebAppArchitecture(str, Enum):

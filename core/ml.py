@@ -151,6 +151,14 @@ class ML:
                     + "; ".join(f"{n}: {r}" for _, n, r in scores)
                     + ". Set binarization_type to one of: " + ", ".join(registry.names())
                 )
+            tied = [n for score, n, _ in scores if score == best_score]
+            if len(tied) > 1:
+                raise ModelLoadError(
+                    f"binarization_type = 'auto' cannot choose for {first.display_name}: "
+                    + ", ".join(f"{n} ({r})" for score, n, r in scores if score == best_score)
+                    + f" are equally sure (score {-best_score:g}). Set binarization_type to one of: "
+                    + ", ".join(tied)
+                )
             logger.info("binarization_type auto: chose %r for %s (%s)", name, first.display_name, reason)
         cls = registry.get(name)
         binarizer = build("binarizer", cls, dict(conf.binarization_kwargs), "binarization_kwargs")

@@ -39,8 +39,12 @@ T = TypeVar("T")
 #: error when one is not installed.
 DISTRIBUTIONS: dict[str, dict[str, str]] = {
     "storage": {"disk": "core-storage-disk", "memory": "core-storage-memory"},
-    "binarizer": {"pickle": "core-binarizer-pickle", "onnx": "core-binarizer-onnx"},
-    "transformer": {"pandas": "core-transformer-pandas"},
+    "binarizer": {"pickle": "core-binarizer-pickle", "onnx": "core-binarizer-onnx",
+                  "lightgbm": "core-binarizer-lightgbm", "xgboost": "core-binarizer-xgboost",
+                  "torch": "core-binarizer-torch", "torchscript": "core-binarizer-torch",
+                  "tensorflow": "core-binarizer-tensorflow"},
+    "transformer": {"pandas": "core-transformer-pandas", "torch_tensor": "core-binarizer-torch",
+                    "tf_tensor": "core-binarizer-tensorflow"},
 }
 
 

@@ -59,11 +59,20 @@ CLASS_PATHS: dict[str, dict[str, str]] = {
         "mlup.ml.binarization.joblib.JoblibBinarizer": "pickle",
         "mlup.ml.binarization.onnx.InferenceSessionBinarizer": "onnx",
         "mlup.ml.binarization.onnx.InferenceSessionFullReturnBinarizer": "onnx",
+        "mlup.ml.binarization.lightgbm.LightGBMBinarizer": "lightgbm",
+        "mlup.ml.binarization.tensorflow.TensorFlowBinarizer": "tensorflow",
+        "mlup.ml.binarization.tensorflow.TensorFlowSavedBinarizer": "tensorflow",
+        "mlup.ml.binarization.torch.TorchBinarizer": "torch",
+        "mlup.ml.binarization.torch.TorchJITBinarizer": "torchscript",
     },
     "transformer": {
         "mlup.ml.data_transformers.numpy_data_transformer.NumpyDataTransformer": "numpy",
         "mlup.ml.data_transformers.src_data_transformer.SrcDataTransformer": "passthrough",
         "mlup.ml.data_transformers.pandas_data_transformer.PandasDataFrameTransformer": "pandas",
+        "mlup.ml.data_transformers.tf_tensor_data_transformer.TFTensorDataTransformer": "tf_tensor",
+        "mlup.ml.data_transformers.torch_tensor_data_transformer.TorchTensorDataTransformer": (
+            "torch_tensor"
+        ),
     },
     "architecture": {
         "mlup.web.architecture.directly_to_predict.DirectlyToPredictArchitecture": (
@@ -74,31 +83,12 @@ CLASS_PATHS: dict[str, dict[str, str]] = {
     },
 }
 
-_TO_ONNX = "export the model to ONNX and use binarization_type = 'onnx'"
 #: pymlup classes with no ``core`` counterpart, and what to do instead.
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "binarizer": {
         "mlup.ml.binarization.memory.MemoryBinarizer": (
             "an object in memory needs no binarizer: storage_type = 'memory' hands it to core "
             "as it is (UP(ml_model=...))"
-        ),
-        "mlup.ml.binarization.lightgbm.LightGBMBinarizer": (
-            f"save the LightGBM model with pickle/joblib (binarization_type = 'pickle'), or "
-            f"{_TO_ONNX}"
-        ),
-        "mlup.ml.binarization.tensorflow.TensorFlowBinarizer": _TO_ONNX + " (tf2onnx)",
-        "mlup.ml.binarization.tensorflow.TensorFlowSavedBinarizer": _TO_ONNX + " (tf2onnx)",
-        "mlup.ml.binarization.torch.TorchBinarizer": _TO_ONNX + " (torch.onnx.export)",
-        "mlup.ml.binarization.torch.TorchJITBinarizer": _TO_ONNX + " (torch.onnx.export)",
-    },
-    "transformer": {
-        "mlup.ml.data_transformers.tf_tensor_data_transformer.TFTensorDataTransformer": (
-            "serve the model as ONNX (it takes numpy arrays), or write a core.Transformer that "
-            "builds tensors (docs/plugins.md)"
-        ),
-        "mlup.ml.data_transformers.torch_tensor_data_transformer.TorchTensorDataTransformer": (
-            "serve the model as ONNX (it takes numpy arrays), or write a core.Transformer that "
-            "builds tensors (docs/plugins.md)"
         ),
     },
 }

@@ -280,8 +280,7 @@ def test_pymlups_pandas_transformer_is_the_pandas_plugin() -> None:
 
 @pytest.mark.parametrize(
     "member",
-    [constants.BinarizationType.TORCH, constants.BinarizationType.TENSORFLOW, constants.BinarizationType.LIGHTGBM,
-     constants.BinarizationType.MEMORY, constants.ModelDataTransformerType.TORCH_TENSOR],
+    [constants.BinarizationType.MEMORY],
 )
 def test_pymlup_classes_without_a_counterpart_say_what_to_use(member: Any) -> None:
     plugins = load_plugins(entry_points=False)
