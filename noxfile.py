@@ -3,7 +3,8 @@
 - ``core``: the core's tests in a venv holding the core alone (plugin tests deselected);
 - ``plugin-<name>``: one plugin's tests in a venv holding the core and that plugin (plus the
   plugins its tests serve models with, listed in ``TEST_NEEDS``);
-- ``all_plugins``: every plugin installed, the core's tests re-run in full;
+- ``all_plugins``: every plugin installed (but the :data:`HEAVY` ones), the core's tests re-run
+  in full;
 - ``lint`` (ruff) and ``types`` (mypy), both on the core and every plugin.
 """
 
@@ -19,8 +20,20 @@ nox.options.reuse_existing_virtualenvs = False
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+#: Plugins whose framework is a large download (torch, TensorFlow): tested, linted and
+#: type-checked in their own ``plugin`` session only; ``all_plugins``, ``types`` and ``serve``
+#: leave them out, so that the other sessions stay quick.
+HEAVY: set[str] = {
+    "binarizer_tensorflow",
+    "binarizer_torch",
+}
+LIGHT = [name for name in PLUGINS if name not in HEAVY]
 #: Plugins whose tests need other plugins to have a model to serve.
 TEST_NEEDS: dict[str, list[str]] = {
+    "binarizer_lightgbm": ["storage_disk", "protocol_v2"],
+    "binarizer_xgboost": ["storage_disk", "protocol_v2"],
+    "binarizer_torch": ["storage_disk", "protocol_v2", "binarizer_onnx"],
+    "binarizer_tensorflow": ["storage_disk", "protocol_v2"],
     "protocol_v2": ["storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle", "mlcomponent",
                     "transformer_pandas"],
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
@@ -63,13 +76,17 @@ def plugin(session: nox.Session, name: str) -> None:
     _install_core(session)
     _install_plugins(session, [name, *[n for n in TEST_NEEDS.get(name, []) if n in PLUGINS]], tested=name)
     session.run("pytest", f"plugins/{name}/tests", *session.posargs)
+    if name in HEAVY:  # the types session leaves it out
+        session.install("mypy")
+        session.run("mypy", *_packages(name))
 
 
 @nox.session
 def all_plugins(session: nox.Session) -> None:
-    """Every plugin installed: the core's tests again, including those that need plugins."""
+    """Every plugin installed (but the heavy ones): the core's tests again, including those
+    that need plugins."""
     _install_core(session)
-    _install_plugins(session, PLUGINS)
+    _install_plugins(session, LIGHT)
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -85,16 +102,16 @@ def types(session: nox.Session) -> None:
     """mypy on the core and every plugin's package, with the settings of ``[tool.mypy]`` for
     all; every plugin is installed so that what they import resolves."""
     _install_core(session)
-    _install_plugins(session, PLUGINS)
+    _install_plugins(session, LIGHT)
     session.install("mypy")
-    session.run("mypy", "core", *[package for name in PLUGINS for package in _packages(name)])
+    session.run("mypy", "core", *[package for name in LIGHT for package in _packages(name)])
 
 
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Serve the shipped ONNX example on http://127.0.0.1:8009 (Ctrl+C to stop)."""
     _install_core(session)
-    _install_plugins(session, PLUGINS)
+    _install_plugins(session, LIGHT)
     config = session.posargs[0] if session.posargs else "examples/onnx/config.toml"
     session.run("hypercorn", "core.app:app", "--bind", "127.0.0.1:8009",
                 env={"CORE_CONFIG": config})
