@@ -21,7 +21,9 @@ import inspect
 import keyword
 import os
 import re
+import shutil
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -174,14 +176,12 @@ class TensorFlowModel:
     predict: Callable[..., Any]
 
     def __init__(self, call: Callable[[list[Any]], Any], inputs: tuple[TensorInfo, ...],
-                 outputs: tuple[TensorInfo, ...], *, model: Any, format: str, name: str,
-                 keep: Any = None) -> None:
+                 outputs: tuple[TensorInfo, ...], *, model: Any, format: str, name: str) -> None:
         self.model = model
         self.format = format
         self.name = name
         self.inputs = inputs
         self.outputs = outputs
-        self._keep = keep  # a temporary folder the model reads from (an unzipped SavedModel)
         self.predict = self._make_predict(call)
         # pymlup serves Keras models with predict_method_name = "__call__": core's analysis
         # reads this attribute, the same function as predict, signature included.
@@ -249,13 +249,16 @@ def load(file: LoadedFile, kind: str, *, safe_mode: bool, signature: str) -> Ten
             )
         root = file.path if os.path.isdir(file.path) else os.path.dirname(file.path)
         return _load_saved_model(root, signature, name, kind)
-    workdir = tempfile.TemporaryDirectory(prefix="core-savedmodel-")
+    workdir = tempfile.mkdtemp(prefix="core-savedmodel-")
     try:
-        root = _unzip(file, workdir.name)
-        return _load_saved_model(root, signature, name, kind, keep=workdir)
+        model = _load_saved_model(_unzip(file, workdir), signature, name, kind)
     except BaseException:
-        workdir.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
+    # The unpacked folder lives as long as the model (TensorFlow may read its assets later),
+    # and is removed when the model is dropped or the process exits.
+    weakref.finalize(model, shutil.rmtree, workdir, True)
+    return model
 
 
 def _keras() -> Any:
@@ -363,8 +366,7 @@ def _unzip(file: LoadedFile, into: str) -> str:
     return os.path.join(into, roots[0]) if roots[0] else into
 
 
-def _load_saved_model(root: str, signature: str, name: str, kind: str,
-                      keep: Any = None) -> TensorFlowModel:
+def _load_saved_model(root: str, signature: str, name: str, kind: str) -> TensorFlowModel:
     try:
         loaded = tf.saved_model.load(root)
     except Exception as error:
@@ -388,8 +390,7 @@ def _load_saved_model(root: str, signature: str, name: str, kind: str,
     def call(tensors: list[Any]) -> Any:
         return function(**dict(zip(keys, tensors)))
 
-    return TensorFlowModel(call, input_infos, output_infos, model=loaded, format=kind,
-                           name=name, keep=keep)
+    return TensorFlowModel(call, input_infos, output_infos, model=loaded, format=kind, name=name)
 
 
 def _load_error(name: str, kind: str, error: BaseException) -> ModelLoadError:

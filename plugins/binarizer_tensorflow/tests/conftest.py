@@ -17,8 +17,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from core.testing import server_fixture  # noqa: E402
 
-#: ``serve(config)`` starts a :class:`core.testing.Server`; all are stopped at module end.
-serve = server_fixture(scope="module")
+#: ``serve(config)`` starts a :class:`core.testing.Server`; all are stopped at module end. A
+#: server imports TensorFlow as it starts: seconds, more on a busy machine.
+serve = server_fixture(scope="module", timeout=300)
 
 #: Three rows of the model's four features.
 ROWS = np.array(

@@ -219,7 +219,7 @@ def test_auto_loads_unsafe_mode_only_where_the_config_trusts_the_file(lambda_fil
     storage = {"storage_type": "disk", "storage_kwargs": {"path_to_files": str(lambda_file)}}
     up = UP(conf=Config(**storage, binarization_type="auto",
                         binarization_kwargs={"safe_mode": False}))
-    with pytest.raises(ConfigError, match=r"binarization_type = 'tensorflow' .* sha256"):
+    with pytest.raises(ConfigError, match=r"binarization_type = 'tensorflow' .*binarization_kwargs\.sha256"):
         up.ml.load()
     assert TensorFlowBinarizer().runs_code is False
     digest = __import__("hashlib").sha256(lambda_file.read_bytes()).hexdigest()
