@@ -97,7 +97,7 @@ class TensorFlowBinarizer(Binarizer):
 
     pin_setting = "sha256"
 
-    @property  # type: ignore[misc]
+    @property
     def runs_code(self) -> bool:  # type: ignore[override]
         """Reading a file runs its code only with ``safe_mode = false`` (Lambda layers)."""
         return not self.safe_mode

@@ -35,8 +35,8 @@ from core.components import LoadedFile
 from core.errors import ModelLoadError
 
 from core_binarizer_tensorflow import formats
-from core_binarizer_tensorflow.runtime import tf
 from core_binarizer_tensorflow.binarizer import one_line
+from core_binarizer_tensorflow.runtime import tf
 
 #: The TensorFlow dtypes core's tensors can declare (numpy names, and ``string``).
 DTYPES = frozenset({
@@ -302,7 +302,8 @@ def _load_keras(file: LoadedFile, kind: str, safe_mode: bool) -> TensorFlowModel
 
 
 def keras_model(model: Any, *, name: str = "model", format: str = formats.KERAS) -> TensorFlowModel:
-    """A loaded ``keras.Model`` as a :class:`TensorFlowModel`, called ``model(x, training=False)``."""
+    """A loaded ``keras.Model`` as a :class:`TensorFlowModel`, called as
+    ``model(x, training=False)``."""
     try:
         inputs = list(model.inputs)
         outputs = list(model.outputs)

@@ -14,8 +14,8 @@ import os
 # keeps its warnings and errors only. TF_CPP_MIN_LOG_LEVEL set by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-import tensorflow as tf  # noqa: E402 - after the log level
-from core.errors import ConfigError  # noqa: E402
+import tensorflow as tf
+from core.errors import ConfigError
 
 __all__ = ["configure_threads", "tf"]
 

@@ -12,10 +12,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from core.testing import server_fixture  # noqa: E402
+import keras
+import numpy as np
+import pytest
+from core.testing import server_fixture
 
 #: ``serve(config)`` starts a :class:`core.testing.Server`; all are stopped at module end. A
 #: server imports TensorFlow as it starts: seconds, more on a busy machine.

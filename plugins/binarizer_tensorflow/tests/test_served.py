@@ -110,7 +110,8 @@ def test_v2_metadata_and_infer(
     response = httpx.post(f"{direct.url}/v2/models/tiny/infer", json=body, timeout=60)
     assert response.status_code == 200, response.text
     [output] = response.json()["outputs"]
-    assert (output["name"], output["datatype"], output["shape"]) == ("probabilities", "FP32", [3, 3])
+    assert (output["name"], output["datatype"]) == ("probabilities", "FP32")
+    assert output["shape"] == [3, 3]
     np.testing.assert_allclose(np.reshape(output["data"], (3, 3)), expected, **TOLERANCE)
     wrong = {"inputs": [{**body["inputs"][0], "shape": [4, 3]}]}
     refused = httpx.post(f"{direct.url}/v2/models/tiny/infer", json=wrong, timeout=60)

@@ -40,7 +40,8 @@ def test_without_dtype_for_predict_the_declared_dtype_then_tensorflows_choice() 
 
 
 def test_dict_rows_without_columns_take_the_first_rows_keys() -> None:
-    tensor = TFTensorTransformer(dtype="float32").to_model([{"a": 1, "b": 2}, {"b": 4, "a": 3}], ROWS)
+    rows = [{"a": 1, "b": 2}, {"b": 4, "a": 3}]
+    tensor = TFTensorTransformer(dtype="float32").to_model(rows, ROWS)
     assert tensor.numpy().tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
