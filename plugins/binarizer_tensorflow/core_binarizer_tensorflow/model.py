@@ -128,8 +128,8 @@ def _feed(value: Any, info: TensorInfo) -> Any:
 
 
 def to_numpy(value: Any) -> Any:
-    """A tensor (or anything array-like) as a numpy array; TensorFlow strings (bytes) as
-    ``str`` where they are UTF-8."""
+    """A tensor (or anything array-like) as a numpy array (a numpy scalar for a scalar);
+    TensorFlow strings (bytes) as ``str`` where they are UTF-8."""
     if hasattr(value, "numpy"):
         value = value.numpy()
     array = np.asarray(value)

@@ -19,7 +19,8 @@ from core.testing import server_fixture
 
 #: ``serve(config)`` starts a :class:`core.testing.Server`; all are stopped at module end. A
 #: server imports TensorFlow as it starts: seconds, more on a busy machine.
-serve = server_fixture(scope="module", timeout=300)
+serve = server_fixture(scope="module", timeout=600,
+                       hypercorn_args=["--config", str(Path(__file__).parent / "hypercorn.toml")])
 
 #: Three rows of the model's four features.
 ROWS = np.array(
