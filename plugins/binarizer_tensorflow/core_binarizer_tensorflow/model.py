@@ -283,7 +283,8 @@ def _load_keras(file: LoadedFile, kind: str, safe_mode: bool) -> TensorFlowModel
         # from bytes, written) under a name that says what it is.
         if file.raw_data is None and file.path is not None and os.path.isfile(file.path):
             path = file.path
-            if not path.lower().endswith((suffix, ".hdf5")):
+            named = formats.KERAS_SUFFIXES if kind == formats.KERAS else formats.H5_SUFFIXES
+            if not path.lower().endswith(named):
                 path = os.path.join(scratch, f"model{suffix}")
                 os.symlink(os.path.abspath(file.path), path)
         elif file.raw_data is not None:
