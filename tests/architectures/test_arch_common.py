@@ -43,11 +43,11 @@ def test_throttling_max_requests_in_every_mode(arch_server: Any, mode: str) -> N
 
 @pytest.mark.parametrize("mode", MODES)
 def test_predict_timeout_is_answered_504(arch_server: Any, mode: str) -> None:
-    server = arch_server(model_config(mode=mode, delay=1.0, predict_timeout=0.2))
+    server = arch_server(model_config(mode=mode, delay=4.0, predict_timeout=0.2))
     started = time.perf_counter()
     response = httpx.post(f"{server.url}/predict", json={"X": [[1.0, 1.0]]}, timeout=10)
     assert response.status_code == 504
-    assert time.perf_counter() - started < 0.9
+    assert time.perf_counter() - started < 3.5  # before the model's 4 s were over
     body = response.json()
     assert body["detail"][0]["type"] == "predict_timeout"
     assert "predict_timeout" in body["detail"][0]["msg"]
@@ -56,16 +56,17 @@ def test_predict_timeout_is_answered_504(arch_server: Any, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_health_and_info_answer_while_the_model_is_busy(arch_server: Any, mode: str) -> None:
-    server = arch_server(model_config(mode=mode, delay=1.5, worker_count=1,
+    server = arch_server(model_config(mode=mode, delay=2.0, worker_count=1,
                                       max_thread_loop_workers=1, max_batch_wait=0))
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         busy = [pool.submit(httpx.post, f"{server.url}/predict", json={"X": [[float(i), 0.0]]},
-                            timeout=30) for i in range(3)]
+                            timeout=60) for i in range(3)]
         time.sleep(0.3)
-        started = time.perf_counter()
-        health = httpx.get(f"{server.url}/health")
-        info = httpx.get(f"{server.url}/info").json()["architecture"]
-        assert time.perf_counter() - started < 0.5
+        health = httpx.get(f"{server.url}/health", timeout=60)
+        info = httpx.get(f"{server.url}/info", timeout=60).json()["architecture"]
+        # answered while the model was still busy (the three calls take 6 s one after the
+        # other), not after it: ordered, not timed
+        assert not all(f.done() for f in busy)
         assert health.status_code == 200
         assert info["mode"] == mode
         assert info["in_flight"] >= 1
@@ -105,9 +106,9 @@ def _fire_and_terminate(server: Any, count: int) -> list[Any]:
 
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(one, i) for i in range(count)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            info = httpx.get(f"{server.url}/info").json()
+            info = httpx.get(f"{server.url}/info", timeout=60).json()
             if info["web"]["active_predicts"] >= count:
                 break
             time.sleep(0.02)
@@ -119,10 +120,10 @@ def _fire_and_terminate(server: Any, count: int) -> list[Any]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_shutdown_answers_every_request_in_flight(arch_server: Any, mode: str) -> None:
-    # 8 requests of 1 s each, one at a time: 8 s of work, 2 s of grace. (Each request takes
+    # 8 requests of 2 s each, one at a time: 16 s of work, 2 s of grace. (Each request takes
     # long enough that a loaded test machine still sees all 8 held before the first ends.)
     server = arch_server(
-        model_config(mode=mode, delay=1.0, worker_count=1, max_thread_loop_workers=1,
+        model_config(mode=mode, delay=2.0, worker_count=1, max_thread_loop_workers=1,
                      max_batch_size=1, max_batch_wait=0, timeout_for_shutdown_daemon=1),
         "--graceful-timeout", "2",
     )
@@ -144,10 +145,10 @@ def test_shutdown_answers_every_request_in_flight(arch_server: Any, mode: str) -
 def test_shutdown_finishes_what_fits_in_the_grace_period(arch_server: Any, mode: str) -> None:
     server = arch_server(
         model_config(mode=mode, delay=1.0, worker_count=2, max_thread_loop_workers=2,
-                     max_batch_wait=0),
-        "--graceful-timeout", "6",
+                     max_batch_wait=0, timeout_for_shutdown_daemon=20),
+        "--graceful-timeout", "20",  # 3 s of work: a loaded machine has room to spare
     )
     outcomes = _fire_and_terminate(server, 6)
-    assert [getattr(o, "status_code", o) for o in outcomes] == [200] * 6
+    assert [getattr(o, "status_code", o) for o in outcomes] == [200] * 6, server.log()
     assert [o.json()["predict_result"] for o in outcomes] == [[i + 1.0] for i in range(6)]
-    assert server.wait(20) == 0
+    assert server.wait(60) == 0
