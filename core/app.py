@@ -22,22 +22,13 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from core.errors import CoreError
+from core.logs import configure_logging
 
 logger = logging.getLogger("core")
 
 Scope = dict[str, Any]
 #: ``on_startup_failure(line, details)``: reports why start-up failed and ends the process.
 StartupFailure = Callable[[str, "str | None"], NoReturn]
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Give the ``core`` logger a stderr handler unless the host application set one up."""
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[%(asctime)s] [core] [%(levelname)s] %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level.upper())
 
 
 def describe_startup_failure(error: BaseException) -> tuple[str, str | None]:
@@ -56,7 +47,7 @@ def exit_on_startup_failure(line: str, details: str | None) -> NoReturn:
     parent process would still exit 0; threads still loading would keep the process alive.
     """
     logger.critical("%s", line if details is None else f"{line}\n{details}")
-    for handler in logger.handlers:
+    for handler in (*logger.handlers, *logging.getLogger().handlers):
         handler.flush()
     sys.stderr.flush()
     os._exit(1)
@@ -69,12 +60,16 @@ class ServeApp:
         the environment at start-up.
     :param on_startup_failure: called with the line saying why start-up failed and, for a
         bug, the traceback; it must end the process (default: :func:`exit_on_startup_failure`).
+    :param serves_metrics_port: whether this process answers ``metrics_port`` (a worker of
+        ``core serve --workers N`` does not: its supervisor answers for all).
     """
 
     def __init__(self, conf: Any = None, *,
-                 on_startup_failure: StartupFailure = exit_on_startup_failure) -> None:
+                 on_startup_failure: StartupFailure = exit_on_startup_failure,
+                 serves_metrics_port: bool = True) -> None:
         self.conf = conf
         self.on_startup_failure = on_startup_failure
+        self.serves_metrics_port = serves_metrics_port
         self.up: Any = None
         self._inner: Any = None
 
@@ -83,8 +78,9 @@ class ServeApp:
         from core.up import UP
 
         conf = self.conf if self.conf is not None else Config.from_env()
-        configure_logging(conf.log_level)
+        configure_logging(conf.log_level, conf.log_format)
         up = UP(conf=conf)
+        up.web.serves_metrics_port = self.serves_metrics_port
         up.ml.load()
         up.web.load()
         return up

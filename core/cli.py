@@ -112,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.workers and crash_loop != CrashLoop():
         raise ConfigError("--max-worker-deaths and --worker-deaths-window apply to worker processes: "
                           "add --workers N")
-    configure_logging(conf.log_level)
+    configure_logging(conf.log_level, conf.log_format)
     check_config(conf)
     hypercorn_config = UP(conf=conf).web.hypercorn_config()
     sockets = bind(hypercorn_config)  # a taken port is one line, before the model loads

@@ -17,6 +17,7 @@ import attrs
 if TYPE_CHECKING:
     from core.analysis import Argument
     from core.config import Config
+    from core.metrics import Metrics
     from core.runner import PredictRunner
 
 
@@ -174,6 +175,12 @@ class ModelHost(Protocol):
 
     def transform_out(self, result: Any) -> Any:
         """The model's result -> JSON-ready (``transformer_from_model``)."""
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The service's metrics (:class:`core.metrics.Metrics`), None with ``metrics = false``:
+        an architecture that merges requests observes its batch sizes with
+        ``metrics.observe_batch_rows(rows)`` (``core_batch_rows``)."""
 
     @property
     def runner(self) -> PredictRunner:

@@ -77,6 +77,27 @@ def _log_level(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
+def _log_format(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    from core.logs import LOG_FORMATS
+
+    if value not in LOG_FORMATS:
+        raise ConfigError(
+            f"config key {attribute.name!r} must be one of {', '.join(map(repr, LOG_FORMATS))}, got {value!r}"
+        )
+
+
+def _metrics_port(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"config key {attribute.name!r} must be a port from 1 to 65535, got {value!r}")
+    if value == getattr(inst, "port", None):
+        raise ConfigError(f"config key {attribute.name!r} is the service's own port ({value}); leave it "
+                          "unset to answer /metrics there, or choose another port")
+    if getattr(inst, "metrics", True) is False:
+        raise ConfigError(f"config key {attribute.name!r} is set but metrics = false; remove one of them")
+
+
 def _columns(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -139,6 +160,12 @@ class Config:
     timeout_for_shutdown_daemon: float = _setting(3.0, float, int)
     drain_seconds: float = _setting(0.5, float, int, extra=[_not_negative])
     log_level: str = _setting("INFO", str, extra=[_log_level])
+
+    # -- observability
+    metrics: bool = _setting(True, bool)
+    metrics_port: int | None = _setting(None, int, optional=True, extra=[_metrics_port])
+    access_log: bool = _setting(True, bool)
+    log_format: str = _setting("text", str, extra=[_log_format])
 
     # -- serving architectures (mode): worker_and_queue and batching
     max_queue_size: int = _setting(100, int, extra=[_positive])

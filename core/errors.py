@@ -43,6 +43,9 @@ class RequestError(CoreError):
 
     status_code = 400
     type = "bad_request"
+    #: Why the request was refused without running the model (``core_rejected_total``'s
+    #: ``reason``: the setting that refused it), or None for any other error.
+    reason: str | None = None
 
     def __init__(
         self,
@@ -83,17 +86,20 @@ class ValidationError(RequestError):
 class BodyTooLarge(RequestError):
     status_code = 413
     type = "body_too_large"
+    reason = "max_body_size"
 
 
 class TooManyRequests(RequestError):
     status_code = 429
     type = "too_many_requests"
+    reason = "throttling_max_requests"
 
 
 class QueueFull(TooManyRequests):
     """The architecture's queue is full (``max_queue_size``): 429 with ``Retry-After``."""
 
     type = "queue_full"
+    reason = "max_queue_size"
 
 
 class NotFound(RequestError):
@@ -104,6 +110,7 @@ class NotFound(RequestError):
 class RequestTimeout(RequestError):
     status_code = 408
     type = "timeout"
+    reason = "body_timeout"
 
 
 class PredictTimeout(RequestError):
@@ -114,6 +121,7 @@ class PredictTimeout(RequestError):
 class ServiceUnavailable(RequestError):
     status_code = 503
     type = "unavailable"
+    reason = "shutting_down"
 
 
 class PredictTransformDataError(RequestError):

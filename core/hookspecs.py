@@ -14,6 +14,7 @@ The order in which they fire during a server's life::
       (model analysis: predict method, arguments, request schema)
       register_routes        -> extra HTTP routes
       extend_openapi         -> their OpenAPI paths and schemas
+      register_metrics       <- a prometheus_client registry   plugins add metrics (metrics = true)
     each request to a prediction route (POST /predict, a plugin's), behind the admission gate
       transformer_to_model   -> model-format value    once per predict argument
       architecture_predict   -> awaitable result      the architecture runs the model
@@ -48,6 +49,7 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from prometheus_client import CollectorRegistry
     from starlette.routing import BaseRoute
 
     from core.analysis import Argument
@@ -226,6 +228,25 @@ def extend_openapi(service: Service) -> dict[str, Any] | None:
     :param service: the served model (see :func:`register_routes`).
     :return: ``{"paths": {...}, "components": {"schemas": {...}}}`` merged into
         ``/openapi.json``, or ``None``.
+    """
+
+
+@hookspec
+def register_metrics(registry: CollectorRegistry, service: Service) -> None:
+    """Add Prometheus metrics of your own to ``/metrics``.
+
+    Called each time the web app is built (``up.web.load()``) with ``metrics = true``, after
+    :func:`register_routes`, in every worker process.
+
+    :param registry: create your metrics on it with ``prometheus_client``:
+        ``Counter("myplugin_files_total", "Files received.", registry=registry)``, keep them
+        (on your plugin's object, or in a dict keyed by ``id(service)``) and update them from
+        your routes. With several worker processes core runs prometheus_client in multiprocess
+        mode: each process writes its values to a shared directory and ``/metrics`` adds them
+        up, so a ``Gauge`` needs a ``multiprocess_mode`` (``"livesum"``, ``"livemax"``...;
+        see prometheus_client's documentation); counters and histograms need nothing more.
+        Prefix the names with your plugin's name: ``core_`` is core's.
+    :param service: the served model (see :func:`register_routes`).
     """
 
 

@@ -33,6 +33,7 @@ from core.validation import BodyReader, RequestValidator
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.metrics import Metrics
     from core.plugins import Plugins
 
 
@@ -83,6 +84,11 @@ class ML:
         self._from_model: Callable[[Any], Any] = _not_loaded
         self.files: list[dict[str, Any]] = []
         self.binarizer_name: str | None = None
+        #: Seconds the last load took (storage and binarizer), None before one.
+        self.load_seconds: float | None = None
+        #: The service's metrics (:class:`core.metrics.Metrics`), set when the web app is
+        #: built with ``metrics = true``: :meth:`call_model` times each model call.
+        self.metrics: Metrics | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -210,9 +216,9 @@ class ML:
         del files
         gc.collect()
         self._model = model
+        self.load_seconds = time.perf_counter() - started
         logger.info(
-            "model %r loaded in %.2fs (%s)", self.up.conf.name, time.perf_counter() - started,
-            type(model).__name__,
+            "model %r loaded in %.2fs (%s)", self.up.conf.name, self.load_seconds, type(model).__name__,
         )
         self.load_model_settings()
 
@@ -322,7 +328,10 @@ class ML:
         return values
 
     def call_model(self, values: dict[str, Any]) -> Any:
-        """Run the model's predict method on model-format values."""
+        """Run the model's predict method on model-format values (timed in
+        ``core_predict_duration_seconds`` with metrics on)."""
+        metrics = self.metrics
+        started = time.perf_counter()
         try:
             return self._ready().call(values)
         except RequestError:
@@ -330,6 +339,9 @@ class ML:
         except Exception as error:
             logger.exception("the model raised while predicting")
             raise PredictError(f"the model raised {type(error).__name__}: {error}") from error
+        finally:
+            if metrics is not None:
+                metrics.observe_predict(time.perf_counter() - started)
 
     def transform_out(self, result: Any) -> Any:
         try:

@@ -38,12 +38,17 @@ restarts a process whose threads are hung.
 
 ``use_thread_loop = false`` runs every call inline; a call then past ``predict_timeout`` is
 interrupted the same way and answered 504.
+
+A pool call runs in a copy of its caller's :mod:`contextvars` context (``loop.run_in_executor``
+and ``executor.submit`` would not carry it), so the model's own log lines carry the request's
+predict id (:mod:`core.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import signal
 import sys
@@ -268,7 +273,8 @@ class PredictRunner:
         assert executor is not None, "use_thread_loop is off: there is no pool"
         await self._slots.acquire()
         self.in_pool += 1
-        future = executor.submit(timed, call)
+        # in a copy of the caller's context: the model's log lines carry the request's id
+        future = executor.submit(contextvars.copy_context().run, timed, call)
         try:
             result, wall, cpu = await asyncio.wrap_future(future)
         except asyncio.CancelledError:

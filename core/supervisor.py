@@ -20,6 +20,9 @@ every worker as soon as one dies, and its parent then exits 0 (``_join_exited`` 
   killer): only the requests in flight on that worker are lost, the others keep serving;
 * forwards SIGTERM and SIGINT through hypercorn's multiprocess shutdown event, so every
   worker shuts down gracefully; a worker also stops if this process disappears;
+* keeps the metrics of every worker in one directory (:class:`core.metrics.SharedDirectory`,
+  named by ``PROMETHEUS_MULTIPROC_DIR`` before any worker starts), so that ``/metrics`` adds
+  them up, marks a dead worker's gauges dead, and answers ``metrics_port`` itself when set;
 * exits :data:`EXIT_STARTUP_FAILED` (1) when a worker fails to start (the worker's one line
   is printed once, not once per worker), and :data:`EXIT_CRASH_LOOP` (3) on a crash loop: more
   than :attr:`CrashLoop.max_deaths` deaths within :attr:`CrashLoop.window` seconds.
@@ -35,7 +38,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +48,7 @@ import attrs
 
 from core.app import ServeApp
 from core.errors import ConfigError
+from core.logs import announce
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from hypercorn.config import Sockets
 
     from core.config import Config
+    from core.metrics import SharedDirectory
 
 logger = logging.getLogger("core")
 
@@ -305,15 +309,15 @@ class Refuser:
 def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets) -> int:
     """``core serve``: load the model and serve it in this process until SIGINT/SIGTERM."""
 
-    def announce() -> None:
-        print(f"core: serving {conf.name!r} on {addresses(sockets)}", file=sys.stderr, flush=True)
+    def listening() -> None:
+        announce(f"core: serving {conf.name!r} on {addresses(sockets)}")
 
     def stopped_while_starting() -> None:
-        print("core: stopped before start-up finished", file=sys.stderr, flush=True)
+        announce("core: stopped before start-up finished")
         os._exit(EXIT_OK)
 
     try:
-        asyncio.run(serve_app(ServeApp(conf), hypercorn_config, sockets, on_listening=announce,
+        asyncio.run(serve_app(ServeApp(conf), hypercorn_config, sockets, on_listening=listening,
                               on_stopped_while_starting=stopped_while_starting,
                               signals=(signal.SIGINT, signal.SIGTERM)))
     finally:
@@ -338,7 +342,7 @@ def run_worker(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets
         os._exit(EXIT_STARTUP_FAILED)
 
     asyncio.run(serve_app(
-        ServeApp(conf, on_startup_failure=failed), hypercorn_config, sockets,
+        ServeApp(conf, on_startup_failure=failed, serves_metrics_port=False), hypercorn_config, sockets,
         on_listening=lambda: channel.send(("ready",)),
         on_stopped_while_starting=lambda: os._exit(EXIT_OK),
         signals=(signal.SIGTERM,),
@@ -397,6 +401,8 @@ class Supervisor:
         self.announced = False
         self._signals: list[int] = []
         self._wakeup_read, self._wakeup_write = socket.socketpair()
+        self.metrics: SharedDirectory | None = None
+        self._metrics_server: Any = None
 
     # ------------------------------------------------------------------ running
 
@@ -404,6 +410,7 @@ class Supervisor:
         """Start the workers and supervise them until stopped; the exit code."""
         previous = self._install_signal_handlers()
         try:
+            self._start_metrics()
             for slot in range(1, self.count + 1):
                 self._start(slot)
             return self._supervise()
@@ -412,6 +419,35 @@ class Supervisor:
             close(self.sockets)
             self._wakeup_read.close()
             self._wakeup_write.close()
+            self._stop_metrics()
+
+    def _start_metrics(self) -> None:
+        """The workers' shared metrics directory, and ``metrics_port`` answered from here.
+
+        :raises ConfigError: ``metrics_port`` cannot be bound.
+        """
+        if not self.conf.metrics:
+            return
+        from core.metrics import SharedDirectory, directory_registry, serve_port
+
+        self.metrics = SharedDirectory()
+        if self.conf.metrics_port is not None:
+            try:
+                self._metrics_server = serve_port(directory_registry(self.metrics.path), self.conf.host,
+                                                  self.conf.metrics_port)
+            except ConfigError:
+                self._stop_metrics()
+                raise
+
+    def _stop_metrics(self) -> None:
+        from core.metrics import stop_port
+
+        if self._metrics_server is not None:
+            stop_port(self._metrics_server)
+            self._metrics_server = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
 
     def _start(self, slot: int) -> None:
         reader, writer = self.context.Pipe(duplex=False)
@@ -466,14 +502,16 @@ class Supervisor:
         if all(w.ready for w in self.workers.values()) and len(self.workers) == self.count:
             self.announced = True
             pids = ", ".join(str(w.process.pid) for w in self.workers.values())
-            print(f"core: serving {self.conf.name!r} on {addresses(self.sockets)} with "
-                  f"{self.count} workers (pids {pids})", file=sys.stderr, flush=True)
+            announce(f"core: serving {self.conf.name!r} on {addresses(self.sockets)} with "
+                     f"{self.count} workers (pids {pids})")
 
     def _ended(self, worker: Worker) -> int | None:
         """A worker exited on its own: replace it, or return the supervisor's exit code."""
         worker.process.join()
         worker.channel.close()
         del self.workers[worker.slot]
+        if self.metrics is not None and worker.process.pid is not None:
+            self.metrics.process_dead(worker.process.pid)
         if not worker.ready:  # it never served: the same would happen to its replacement
             line = worker.failure[0] if worker.failure else (
                 f"core: cannot start: {worker.name} {how_it_ended(worker.process.exitcode)} "

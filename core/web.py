@@ -45,6 +45,7 @@ from core.http import (
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.metrics import Metrics
     from core.ml import ML
     from core.plugins import Plugins
 
@@ -76,6 +77,11 @@ class Web:
         self._server_thread: threading.Thread | None = None
         self._server_loop: asyncio.AbstractEventLoop | None = None
         self._server_stop: asyncio.Event | None = None
+        #: The service's metrics (None with ``metrics = false``).
+        self.metrics: Metrics | None = None
+        #: Whether this process answers ``metrics_port`` (with ``core serve --workers N`` the
+        #: supervisor does, for every worker).
+        self.serves_metrics_port = True
 
     @property
     def loaded(self) -> bool:
@@ -105,6 +111,8 @@ class Web:
 
         conf = self.up.conf
         plugins = self.up.plugins
+        metrics = self._build_metrics() if conf.metrics else None
+        self.metrics = ml.metrics = metrics
         cls = plugins.architectures.get(conf.mode)
         architecture: Architecture = build("architecture", cls, {"host": ml}, "mode")
         self.architecture = architecture
@@ -112,11 +120,16 @@ class Web:
             "architecture_predict", "architecture", architecture, architecture.predict,
             "data", "predict_id",
         )
-        gate = Gate(Limits.from_config(conf), predict, ml.row_count, ml.rows_name)
+        gate = Gate(Limits.from_config(conf), predict, ml.row_count, ml.rows_name, metrics=metrics,
+                    access_log=conf.access_log, request_ids=not architecture.deferred)
         self.gate = gate
         service = Service(conf=conf, model=ml.model_obj, interface=ml.interface, gate=gate,
                           validate=ml.validate, live=self.live, ready=self.ready)
         self.service = service
+        if metrics is not None:
+            if isinstance(getattr(type(architecture), "queue_depth", None), property):
+                metrics.watch_queue(lambda: architecture.queue_depth)  # type: ignore[attr-defined]
+            plugins.hook.register_metrics(registry=metrics.registry, service=service)
         wire = conf.pymlup_wire_format  # pymlup's answers (core.pymlup_wire)
         routes: list[BaseRoute] = [  # /predict first: Starlette tries routes in order
             gate.route("/predict", self._predict_pymlup, errors=pymlup_wire.PYMLUP_ERRORS) if wire
@@ -128,6 +141,8 @@ class Web:
         ]
         if architecture.deferred:
             routes.append(Route("/get-predict/{predict_id}", self.get_predict, methods=["GET"]))
+        if metrics is not None and conf.metrics_port is None:
+            routes.append(Route("/metrics", self.scrape, methods=["GET"], include_in_schema=False))
         if conf.show_docs:
             routes += [
                 Route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False),
@@ -146,6 +161,15 @@ class Web:
         )
         self._openapi = openapi.document(conf, ml.interface, plugins.hook.extend_openapi(service=service))
 
+    def _build_metrics(self) -> Metrics:
+        from core.metrics import Metrics, multiprocess_directory
+
+        ml, conf = self.up.ml, self.up.conf
+        metrics = Metrics(conf, multiprocess_directory())
+        metrics.describe_model(conf.name, conf.version, ml.binarizer_name, conf.storage_type,
+                               ml.load_seconds)
+        return metrics
+
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.startup()
@@ -158,6 +182,9 @@ class Web:
         assert self.architecture is not None and self.gate is not None
         self.gate.accepting = True
         self.gate.draining = False
+        conf = self.up.conf
+        if self.metrics is not None and conf.metrics_port is not None and self.serves_metrics_port:
+            self.metrics.serve(conf.host, conf.metrics_port)
         await self.architecture.start()
         self.started.set()
 
@@ -178,6 +205,8 @@ class Web:
             gate.accepting = False
         if self.architecture is not None:
             await self.architecture.stop(self.up.conf.timeout_for_shutdown_daemon)
+        if self.metrics is not None:
+            self.metrics.close()
         if gate is not None:
             gate.close()
             if gate.cancelled:
@@ -234,6 +263,13 @@ class Web:
             return pymlup_wire.deferred(result.predict_id)
         assert self.up.ml.interface is not None
         return {"predict_result": pymlup_wire.outputs(result, self.up.conf, self.up.ml.interface)}
+
+    async def scrape(self, request: Request) -> Response:
+        """``GET /metrics``: every worker's metrics, in the Prometheus text format (or
+        OpenMetrics when the scraper asks for it)."""
+        assert self.metrics is not None
+        body, content_type = await asyncio.to_thread(self.metrics.render, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
 
     async def health(self, request: Request) -> Response:
         conf = self.up.conf

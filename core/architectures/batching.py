@@ -32,6 +32,7 @@ import orjson
 from core.architectures.queued import Job, QueuedArchitecture, queue_full
 from core.components import ModelHost
 from core.errors import PredictError, PredictTimeout, RequestError
+from core.logs import PREDICT_ID
 
 logger = logging.getLogger("core")
 
@@ -74,6 +75,8 @@ class Batching(QueuedArchitecture):
         self._solo_ids = itertools.count()
         self.batches = 0
         self.batched_rows = 0
+        metrics = host.metrics
+        self._observe_rows = metrics.observe_batch_rows if metrics is not None else None
 
     @property
     def queue_depth(self) -> int:
@@ -215,6 +218,10 @@ class Batching(QueuedArchitecture):
         self.batches += 1
         rows = sum(job.rows for job in batch)
         self.batched_rows += rows
+        if self._observe_rows is not None:
+            self._observe_rows(rows)
+        # this task's own context: the batch's log lines carry the ids of all its requests
+        PREDICT_ID.set(",".join(job.predict_id for job in batch))
         # in the thread pool, or inline when batches of this size are quick
         running = self.host.runner.run(lambda: self._predict_batch(batch), ("batch", rows.bit_length()))
         try:

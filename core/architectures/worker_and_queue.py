@@ -31,6 +31,7 @@ from typing import Any
 
 from core.architectures.queued import Job, QueuedArchitecture, queue_full
 from core.components import ModelHost
+from core.logs import PREDICT_ID
 from core.runner import InlineStall, PredictRunner, timed
 
 
@@ -103,10 +104,13 @@ class WorkerAndQueue(QueuedArchitecture):
             if not skip:
                 kind = PredictRunner.kind(job.data, self._rows_name)
                 wall = cpu = 0.0
+                token = PREDICT_ID.set(job.predict_id)  # the model's log lines carry the job's id
                 try:
                     outcome, wall, cpu = timed(partial(host.predict_sync, job.data))
                 except Exception as error:  # handed to the request, answered there
                     outcome, kind = error, None
+                finally:
+                    PREDICT_ID.reset(token)
                 with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                     loop.call_soon_threadsafe(self._finished, job, outcome, kind, wall, cpu)
             with self._lock:

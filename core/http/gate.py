@@ -4,7 +4,10 @@ core's ``POST /predict``, the V2 protocol's ``infer``, the MLComponent routes an
 user adds are all :class:`Gate` endpoints (``gate.route(path, handler)``). For each request the
 gate, in this order:
 
-1. gives it a predict id (``X-Predict-Id`` on every answer, errors included);
+1. gives it a predict id (``X-Predict-Id`` on every answer, errors included): the client's
+   ``X-Request-Id`` when it sends a valid one (echoed; 400 for an invalid one), else a new
+   one (:mod:`core.http.ids`); every line logged while the request is handled carries it
+   (:data:`core.logs.PREDICT_ID`);
 2. refuses it with 503 once the server has stopped accepting (end of a graceful shutdown);
 3. checks its ``Content-Type`` against what the route takes (415);
 4. reads its body under ``max_body_size`` and ``body_timeout``, whatever way it comes
@@ -24,14 +27,20 @@ gate, in this order:
 
 While the server drains (after SIGTERM) every answer carries ``Connection: close``, so a client
 does not send another request on a connection that is about to close.
+
+Once the request is answered, the gate counts it (:mod:`core.metrics`: ``core_requests_total``,
+``core_request_duration_seconds``, ``core_predict_rows``, ``core_rejected_total``, with the
+route's path template as ``route``) and writes its access line (:func:`core.logs.log_access`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from starlette.exceptions import HTTPException
@@ -48,9 +57,13 @@ from core.errors import (
     TooManyRequests,
 )
 from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
-from core.http.ids import new_predict_id
+from core.http.ids import REQUEST_ID_HEADER, new_predict_id, request_id
 from core.http.parser_process import ParserProcess, ParserProcessError
 from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, HTTPError, dumps
+from core.logs import PREDICT_ID, log_access
+
+if TYPE_CHECKING:
+    from core.metrics import Metrics, RouteMetrics
 
 logger = logging.getLogger("core")
 
@@ -68,6 +81,8 @@ OFFLOAD_BYTES = 256 * 1024
 #: Methods whose requests carry a body that the gate reads.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRY_AFTER = "1"
+#: The status counted and logged for a request whose client left before it was answered.
+CLIENT_GONE = 499
 
 
 @attrs.frozen
@@ -92,15 +107,23 @@ class Gate:
     :param predict: runs one validated request: ``await predict(data, predict_id)``.
     :param row_count: how many rows a validated request holds (None: no rows argument).
     :param rows_name: the rows argument's name, for messages.
+    :param metrics: where requests are counted (None: ``metrics = false``).
+    :param access_log: write an access line per request (``access_log``).
+    :param request_ids: take a client's ``X-Request-Id`` as the predict id (False with long
+        predictions, whose ids must not be guessable: the id is echoed only).
     """
 
     def __init__(self, limits: Limits, predict: PredictCall,
                  row_count: Callable[[dict[str, Any]], int | None] = lambda data: None,
-                 rows_name: str | None = None) -> None:
+                 rows_name: str | None = None, *, metrics: Metrics | None = None,
+                 access_log: bool = False, request_ids: bool = True) -> None:
         self.limits = limits
         self._predict = predict
         self._row_count = row_count
         self._rows_name = rows_name
+        self.metrics = metrics
+        self.access_log = access_log
+        self.request_ids = request_ids
         #: Requests holding a prediction slot now.
         self.active = 0
         #: Set when a graceful shutdown begins: answers close their connection.
@@ -121,7 +144,8 @@ class Gate:
             return await self._parser.call(call, *args)
         except ParserProcessError as error:
             logger.warning("a large body is parsed in a thread: %s", error)
-        return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, contextvars.copy_context().run, call, *args)
 
     def close(self) -> None:
         """Stop the parser process (server shutdown)."""
@@ -131,7 +155,7 @@ class Gate:
 
     def endpoint(self, handler: Handler, *, accepts: Sequence[str] | None = JSON_BODIES,
                  errors: ErrorFormat = CORE_ERRORS, predicts: bool = True,
-                 timeout: float | None = None) -> GatedEndpoint:
+                 timeout: float | None = None, route: str | None = None) -> GatedEndpoint:
         """An ASGI app that admits each request, then awaits ``handler(admission)``.
 
         :param handler: the route's work; it returns the answer: ``bytes`` (a JSON body), a
@@ -144,15 +168,17 @@ class Gate:
             once its body is read.
         :param timeout: seconds the whole handler may take (504 past them), for routes that do
             not predict through :meth:`Admission.predict`.
+        :param route: the path template it is mounted at, as metrics and the access line name
+            it (default: found from the router at the first request).
         """
         return GatedEndpoint(self, handler, None if accepts is None else tuple(accepts), errors,
-                             predicts, timeout)
+                             predicts, timeout, route)
 
     def route(self, path: str, handler: Handler, *, methods: Sequence[str] = ("POST",),
               name: str | None = None, **options: Any) -> Route:
         """A Starlette route serving ``handler`` behind the gate (``options`` as for
         :meth:`endpoint`)."""
-        return Route(path, self.endpoint(handler, **options), methods=list(methods), name=name)
+        return Route(path, self.endpoint(handler, route=path, **options), methods=list(methods), name=name)
 
     # ------------------------------------------------------------------ slots
 
@@ -226,28 +252,38 @@ class Gate:
         count = self._row_count(data)
         if count is not None and count > limit:
             name = self._rows_name or "the request"
-            raise TooManyRequests(
+            error = TooManyRequests(
                 f"{name} has {count} rows; the limit (throttling_max_request_len) is {limit}",
                 loc=["body", self._rows_name] if self._rows_name else ["body"],
             )
+            error.reason = "throttling_max_request_len"
+            raise error
 
 
 class Admission:
     """One admitted request, handed to a route's handler.
 
     :ivar predict_id: the request's id (sent back as ``X-Predict-Id``).
+    :ivar request_id: the client's ``X-Request-Id`` (sent back), or None.
     :ivar body: the whole body, decoded and within the limits (``b""`` for a GET).
     :ivar scope: the ASGI scope.
+    :ivar rows: the rows :meth:`predict` was given (None before, or without a rows argument).
+    :ivar status: the status of the answer sent (``499`` until one is).
     """
 
-    __slots__ = ("_request", "body", "gate", "predict_id", "receive", "scope")
+    __slots__ = ("_request", "body", "gate", "predict_id", "receive", "request_id", "rows", "scope",
+                 "status")
 
-    def __init__(self, gate: Gate, scope: Scope, receive: Receive, predict_id: str) -> None:
+    def __init__(self, gate: Gate, scope: Scope, receive: Receive, predict_id: str,
+                 request_id: str | None = None) -> None:
         self.gate = gate
         self.scope = scope
         self.receive = receive
         self.predict_id = predict_id
+        self.request_id = request_id
         self.body = b""
+        self.rows: int | None = None
+        self.status = CLIENT_GONE
         self._request: Request | None = None
 
     @property
@@ -271,7 +307,8 @@ class Admission:
             return parse(self.body, *args)
         if large is not None:
             return await self.gate.offload(large, self.body, *args)
-        return await asyncio.get_running_loop().run_in_executor(None, parse, self.body, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, contextvars.copy_context().run, parse, self.body, *args)
 
     async def form(self, *, max_files: int = 1000, max_fields: int = 1000) -> Any:
         """The multipart or urlencoded form in :attr:`body` (its parts are within the limit
@@ -285,6 +322,7 @@ class Admission:
         :class:`core.components.Deferred`."""
         gate = self.gate
         gate.check_rows(data)
+        self.rows = gate._row_count(data)
         pending = gate._predict(data, self.predict_id)
         timeout = gate.limits.predict_timeout
         if timeout is None:
@@ -297,16 +335,45 @@ class GatedEndpoint:
     """The ASGI app :meth:`Gate.endpoint` returns (Starlette's ``Route`` mounts it as it is)."""
 
     def __init__(self, gate: Gate, handler: Handler, accepts: tuple[str, ...] | None,
-                 errors: ErrorFormat, predicts: bool, timeout: float | None) -> None:
+                 errors: ErrorFormat, predicts: bool, timeout: float | None,
+                 route: str | None = None) -> None:
         self.gate = gate
         self.handler = handler
         self.accepts = accepts
         self.errors = errors
         self.predicts = predicts
         self.timeout = timeout
+        self.route = route
+        self._metrics: RouteMetrics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        admission = Admission(self.gate, scope, receive, new_predict_id())
+        started = time.perf_counter()
+        gate = self.gate
+        refusal: RequestError | None = None
+        try:
+            client_id = request_id(scope)
+        except RequestError as error:
+            client_id, refusal = None, error
+        predict_id = client_id if client_id is not None and gate.request_ids else new_predict_id()
+        admission = Admission(gate, scope, receive, predict_id, client_id)
+        token = PREDICT_ID.set(predict_id)
+        metrics = gate.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        try:
+            if refusal is None:
+                await self._serve(send, admission)
+            else:
+                refusal.headers = {**refusal.headers, "Connection": "close"}  # its body is unread
+                await self._send_error(send, admission, refusal)
+        finally:
+            if metrics is not None:
+                metrics.in_flight.dec()
+            self._report(admission, time.perf_counter() - started)
+            PREDICT_ID.reset(token)
+
+    async def _serve(self, send: Send, admission: Admission) -> None:
+        scope = admission.scope
         try:
             outcome = await self._admit(admission)
             if not isinstance(outcome, (bytes, Response, Deferred)):
@@ -335,6 +402,33 @@ class GatedEndpoint:
             return
         await self._send(send, admission, outcome)
 
+    def _report(self, admission: Admission, seconds: float) -> None:
+        """Count the answered request and write its access line."""
+        gate = self.gate
+        if gate.metrics is None and not gate.access_log:
+            return
+        route = self.route or self._find_route(admission.scope)
+        method = admission.scope["method"]
+        if gate.metrics is not None:
+            if self._metrics is None:
+                self._metrics = gate.metrics.route(route)
+            self._metrics.answered(method, admission.status, seconds, admission.rows)
+            gate.metrics.sample()
+        if gate.access_log:
+            log_access(method, route, admission.status, seconds, admission.rows,
+                       admission.request_id if admission.request_id != admission.predict_id else None)
+
+    def _find_route(self, scope: Scope) -> str:
+        """The path template of the route this endpoint is mounted at (for an endpoint made
+        with :meth:`Gate.endpoint` without ``route``); the raw path never labels a metric."""
+        router = scope.get("router")
+        for candidate in getattr(router, "routes", ()):
+            if getattr(candidate, "app", None) is self or getattr(candidate, "endpoint", None) is self:
+                self.route = str(candidate.path)
+                return self.route
+        self.route = "unknown"
+        return self.route
+
     async def _admit(self, admission: Admission) -> Any:
         gate = self.gate
         scope = admission.scope
@@ -360,38 +454,46 @@ class GatedEndpoint:
     async def _send(self, send: Send, admission: Admission, outcome: Any) -> None:
         if isinstance(outcome, Response):
             outcome.headers[PREDICT_ID_HEADER] = admission.predict_id
+            if admission.request_id is not None:
+                outcome.headers[REQUEST_ID_HEADER] = admission.request_id
             if self.gate.draining:
                 outcome.headers["connection"] = "close"
+            admission.status = outcome.status_code
             await outcome(admission.scope, admission.receive, send)
             return
         if isinstance(outcome, Deferred):
-            await self._write(send, 202, dumps({"predict_id": outcome.predict_id}), admission.predict_id,
-                              (), self.gate.draining)
+            await self._write(send, admission, 202, dumps({"predict_id": outcome.predict_id}), (),
+                              self.gate.draining)
             return
-        await self._write(send, 200, outcome, admission.predict_id, (), self.gate.draining)
+        await self._write(send, admission, 200, outcome, (), self.gate.draining)
 
     async def _send_error(self, send: Send, admission: Admission, error: RequestError,
                           close: bool = False) -> None:
         if error.status_code < 500:
             logger.debug("predict id %s: %s %s", admission.predict_id, error.status_code, error.msg)
+        if error.reason is not None and self.gate.metrics is not None:
+            self.gate.metrics.rejected_for(error.reason)
         status, body = self.errors.render(error, admission.predict_id)
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
                    if k.lower() != "connection"]
         # an error whose body was left unread (Gate.read) cannot keep its connection
         close = close or self.gate.draining or error.headers.get("Connection") == "close"
-        await self._write(send, status, body, admission.predict_id, headers, close)
+        await self._write(send, admission, status, body, headers, close)
 
     @staticmethod
-    async def _write(send: Send, status: int, body: bytes, predict_id: str,
+    async def _write(send: Send, admission: Admission, status: int, body: bytes,
                      extra: Sequence[tuple[bytes, bytes]], close: bool) -> None:
         headers = [
             (b"content-type", JSON_TYPE),
             (b"content-length", str(len(body)).encode()),
-            (b"x-predict-id", predict_id.encode()),
+            (b"x-predict-id", admission.predict_id.encode()),
             *extra,
         ]
+        if admission.request_id is not None:
+            headers.append((b"x-request-id", admission.request_id.encode()))
         if close:
             headers.append((b"connection", b"close"))
+        admission.status = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

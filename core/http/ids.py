@@ -1,14 +1,56 @@
-"""Predict ids: random, unguessable, 32 hex digits.
+"""Predict ids: random, unguessable, 32 hex digits; or the client's own ``X-Request-Id``.
 
 Every request a prediction route admits gets one (:class:`core.http.Gate`): it is sent back in
-the ``X-Predict-Id`` header and in error bodies, and a long prediction's result is fetched by
-it, so it must not be guessable.
+the ``X-Predict-Id`` header and in error bodies, and every log line written for the request
+carries it (:mod:`core.logs`). A client that sends ``X-Request-Id`` gets it back, and it is
+the predict id, so that the client's id finds the server's log lines; except with long
+predictions (``is_long_predict``), whose results are fetched by predict id, which must then
+not be guessable: the id is minted there, and the client's is echoed and named on the access
+line. An ``X-Request-Id`` that does not follow :data:`REQUEST_ID_RULE` is a 400.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+from core.errors import RequestError
+
+REQUEST_ID_HEADER = "X-Request-Id"
+#: The longest ``X-Request-Id`` taken.
+MAX_REQUEST_ID = 128
+#: What an ``X-Request-Id`` may hold, as said in the error that refuses another.
+REQUEST_ID_RULE = (f"1 to {MAX_REQUEST_ID} characters, each a letter, a digit or one of - _ . : / + = "
+                   "(a UUID, a hex or base64 id)")
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_REQUEST_ID}}}")
+_HEADER = REQUEST_ID_HEADER.lower().encode()
+
+
+class InvalidRequestId(RequestError):
+    """The client's ``X-Request-Id`` is too long, empty, or holds a character outside
+    :data:`REQUEST_ID_RULE` (it would go into log lines and headers as it is)."""
+
+    status_code = 400
+    type = "invalid_request_id"
+
+
+def request_id(scope: MutableMapping[str, Any]) -> str | None:
+    """The client's ``X-Request-Id``, or None.
+
+    :raises InvalidRequestId: it does not follow :data:`REQUEST_ID_RULE`.
+    """
+    for name, value in scope["headers"]:
+        if name == _HEADER:
+            text = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text) is None:
+                got = f"{len(text)} characters" if len(text) > MAX_REQUEST_ID or not text else repr(text)
+                raise InvalidRequestId(f"{REQUEST_ID_HEADER} must be {REQUEST_ID_RULE}; got {got}",
+                                       loc=["header", REQUEST_ID_HEADER.lower()])
+            return text
+    return None
 
 
 class PredictIds:

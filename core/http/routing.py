@@ -26,6 +26,7 @@ plain endpoint, outside the gate and the document.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import typing
@@ -139,8 +140,9 @@ class BoundHandler:
         kwargs = self.arguments(admission)
         if self.is_async:
             return await self.handler(**kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.handler, **kwargs))
+        loop = asyncio.get_running_loop()  # in the request's context: its log lines carry its id
+        return await loop.run_in_executor(None, contextvars.copy_context().run,
+                                          functools.partial(self.handler, **kwargs))
 
     def arguments(self, admission: Admission) -> dict[str, Any]:
         request = admission.request
@@ -263,6 +265,7 @@ class App(Starlette):
             accepts=None if takes_raw else JSON_BODIES,
             predicts=body_route if predicts is None else predicts,
             timeout=self.handler_timeout if (body_route if predicts is None else predicts) else None,
+            route=path,
         )
         self.router.routes.append(Route(path, endpoint_app, methods=methods, name=name,
                                         include_in_schema=include_in_schema))

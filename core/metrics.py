@@ -1,0 +1,325 @@
+"""Prometheus metrics: ``GET /metrics`` (or ``metrics_port``), right with several processes.
+
+The metrics (``prometheus_client``; names fixed, so that dashboards can rely on them):
+
+=======================================================  ==========  ======================================
+``core_requests_total{route, method, status}``           counter     requests answered by a route that runs
+                                                                     the model (``route`` is the template,
+                                                                     ``/v2/models/{name}/infer``)
+``core_request_duration_seconds{route}``                 histogram   from the request's arrival to its
+                                                                     answer's last byte
+``core_predict_duration_seconds{architecture}``          histogram   the model call alone
+``core_predict_rows``                                    histogram   rows per request
+``core_batch_rows``                                      histogram   rows per model call (``batching``)
+``core_queue_depth``, ``core_in_flight``                 gauges      requests waiting in the architecture's
+                                                                     queue; requests being handled
+``core_rejected_total{reason}``                          counter     429, 413, 408, 503 by reason (the
+                                                                     setting that refused)
+``core_model_info{name, version, binarizer, storage}``   gauge (1)   what is served
+``core_model_load_seconds``                              gauge       how long the model took to load
+=======================================================  ==========  ======================================
+
+**Several processes.** Each worker process counts its own requests, so ``/metrics`` must add up
+every worker's: in *multiprocess mode* (prometheus_client's) each process writes its values to
+files in a shared directory, and the process that answers a scrape reads them all. core
+manages that directory:
+
+* ``core serve --workers N``: the supervisor creates a new one at each start (or empties the
+  one ``PROMETHEUS_MULTIPROC_DIR`` names), sets ``PROMETHEUS_MULTIPROC_DIR`` before it starts
+  the workers, marks a dead worker's gauges dead (``mark_process_dead``) when it replaces it,
+  and removes the directory it created when it stops. A dead worker's counts are kept: counters
+  never go back;
+* ``hypercorn --workers N core.app:app``: each worker uses ``PROMETHEUS_MULTIPROC_DIR`` when set
+  (then empty it before each start), else a directory named after the hypercorn process and its
+  start time (``core-metrics-<pid>-<start>`` in the temporary directory), new for each start;
+  those of hypercorn processes that are gone are removed;
+* one process (``core serve``, ``hypercorn --workers 0``, ``up.run_web_app()``): no files,
+  the values are in memory.
+
+Plugins add their own metrics through the ``register_metrics`` hook (:mod:`core.hookspecs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.exposition import choose_encoder, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from core.config import Config
+
+logger = logging.getLogger("core")
+
+#: The variable naming prometheus_client's multiprocess directory.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The prefix of the directories core creates.
+DIRECTORY_PREFIX = "core-metrics-"
+#: Seconds, for request and model-call durations: from 0.5 ms (a small model) up.
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0, 10.0, 30.0, 60.0)
+#: Rows per request or per model call.
+ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000)
+
+
+# ---------------------------------------------------------------------------- the directory
+
+
+def multiprocess_directory() -> str | None:
+    """The shared directory this process writes its values to, or None (one process: values
+    in memory). Sets ``PROMETHEUS_MULTIPROC_DIR`` for a hypercorn worker that has none (see
+    the module docstring)."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        parent = multiprocessing.parent_process()
+        if parent is None or parent.pid is None:
+            return None
+        path = _hypercorn_directory(parent.pid)
+        os.environ[MULTIPROC_ENV] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, Linux), or "" when unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _hypercorn_directory(parent: int) -> str:
+    """The directory shared by the workers of the hypercorn process ``parent``: new for each
+    start of hypercorn. Those of hypercorn processes that are gone are removed."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{DIRECTORY_PREFIX}*-*"):
+        pid = old.name[len(DIRECTORY_PREFIX):].split("-")[0]
+        if pid.isdigit() and int(pid) != parent and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return str(base / f"{DIRECTORY_PREFIX}{parent}-{_started(parent) or 'x'}")
+
+
+class SharedDirectory:
+    """The supervisor's multiprocess directory (``core serve --workers N``): created, or
+    emptied when ``PROMETHEUS_MULTIPROC_DIR`` names one, and named in the environment before
+    the workers start; :meth:`close` removes what it created."""
+
+    def __init__(self) -> None:
+        given = os.environ.get(MULTIPROC_ENV)
+        if given:
+            self.path = given
+            self.created = False
+            Path(given).mkdir(parents=True, exist_ok=True)
+            for old in Path(given).glob("*.db"):
+                old.unlink()
+        else:
+            self.path = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")
+            self.created = True
+            os.environ[MULTIPROC_ENV] = self.path
+
+    def process_dead(self, pid: int) -> None:
+        """A worker died: its gauges no longer count (its counters and histograms do)."""
+        mark_process_dead(pid, self.path)
+
+    def close(self) -> None:
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            if os.environ.get(MULTIPROC_ENV) == self.path:
+                del os.environ[MULTIPROC_ENV]
+
+
+def _use_files() -> None:
+    """Write this process's values to the multiprocess directory, also when prometheus_client
+    was imported before the directory was named (it reads the variable at import)."""
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()
+
+
+def directory_registry(directory: str) -> CollectorRegistry:
+    """A registry that reads the values every process wrote to ``directory``."""
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)
+    return merged
+
+
+# ---------------------------------------------------------------------------- the metrics
+
+
+class RouteMetrics:
+    """The request metrics of one route, with its label values looked up once."""
+
+    __slots__ = ("_duration", "_metrics", "_requests", "route")
+
+    def __init__(self, metrics: Metrics, route: str) -> None:
+        self._metrics = metrics
+        self.route = route
+        self._duration = metrics.request_duration.labels(route).observe
+        self._requests: dict[tuple[str, int], Callable[[], None]] = {}
+
+    def answered(self, method: str, status: int, seconds: float, rows: int | None) -> None:
+        """Count a request answered ``status`` after ``seconds``, that held ``rows`` rows."""
+        key = (method, status)
+        count = self._requests.get(key)
+        if count is None:
+            count = self._requests[key] = self._metrics.requests.labels(self.route, method, str(status)).inc
+        count()
+        self._duration(seconds)
+        if rows is not None:
+            self._metrics.observe_rows(rows)
+
+
+class Metrics:
+    """core's metrics for one served model (see the module docstring).
+
+    :param conf: the settings (``mode`` labels the model-call durations).
+    :param directory: the multiprocess directory, or None for values in memory.
+    """
+
+    def __init__(self, conf: Config, directory: str | None) -> None:
+        self.directory = directory
+        if directory is not None:
+            _use_files()
+        #: Where core's metrics (and the plugins', ``register_metrics``) are registered. In
+        #: multiprocess mode it is not what a scrape reads: the values go through the files.
+        self.registry = CollectorRegistry()
+        #: What ``/metrics`` answers.
+        self.exposed = self.registry if directory is None else directory_registry(directory)
+        registry = self.registry
+        self.requests = Counter("core_requests", "Requests answered by a route that runs the model.",
+                                ["route", "method", "status"], registry=registry)
+        self.request_duration = Histogram(
+            "core_request_duration_seconds", "Seconds from a request's arrival to its answer's last byte.",
+            ["route"], buckets=DURATION_BUCKETS, registry=registry)
+        self.predict_duration = Histogram(
+            "core_predict_duration_seconds", "Seconds the model call took (one call per batch in batching).",
+            ["architecture"], buckets=DURATION_BUCKETS, registry=registry)
+        self.predict_rows = Histogram("core_predict_rows", "Rows per request.", buckets=ROW_BUCKETS,
+                                      registry=registry)
+        self.batch_rows = Histogram("core_batch_rows", "Rows per model call in batching.",
+                                    buckets=ROW_BUCKETS, registry=registry)
+        self.queue_depth = Gauge("core_queue_depth", "Requests waiting in the architecture's queue.",
+                                 multiprocess_mode="livesum", registry=registry)
+        self.in_flight = Gauge("core_in_flight", "Requests being handled (admitted, not yet answered).",
+                               multiprocess_mode="livesum", registry=registry)
+        self.rejected = Counter("core_rejected", "Requests refused: 429, 413, 408, 503, by reason.",
+                                ["reason"], registry=registry)
+        self.model_info = Gauge("core_model_info", "The served model (always 1).",
+                                ["name", "version", "binarizer", "storage"], multiprocess_mode="livemax",
+                                registry=registry)
+        self.model_load_seconds = Gauge("core_model_load_seconds", "Seconds the model took to load.",
+                                        multiprocess_mode="livemax", registry=registry)
+        #: ``observe(seconds)`` of the model calls, labelled with the architecture.
+        self.observe_predict = self.predict_duration.labels(conf.mode).observe
+        self.observe_rows = self.predict_rows.observe
+        self.observe_batch_rows = self.batch_rows.observe
+        self._queue_source: Callable[[], int] | None = None
+        self._queue_depth = -1
+        self._routes: dict[str, RouteMetrics] = {}
+        self._server: WSGIServer | None = None
+
+    def describe_model(self, name: str, version: str, binarizer: str | None, storage: str,
+                       load_seconds: float | None) -> None:
+        """Set ``core_model_info`` and ``core_model_load_seconds``."""
+        self.model_info.labels(name, version, binarizer or "none", storage).set(1)
+        if load_seconds is not None:
+            self.model_load_seconds.set(load_seconds)
+
+    def route(self, route: str) -> RouteMetrics:
+        """The metrics of requests to ``route`` (a path template)."""
+        found = self._routes.get(route)
+        if found is None:
+            found = self._routes[route] = RouteMetrics(self, route)
+        return found
+
+    def rejected_for(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        """Read ``core_queue_depth`` from ``depth()``: after each request and at each scrape."""
+        self._queue_source = depth
+        self.sample()
+
+    def sample(self) -> None:
+        """Update the gauges read from state (the queue depth), when they changed."""
+        source = self._queue_source
+        if source is not None:
+            depth = source()
+            if depth != self._queue_depth:
+                self._queue_depth = depth
+                self.queue_depth.set(depth)
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The exposition for a scrape: its body and content type (the Prometheus text format,
+        or OpenMetrics when ``accept`` asks for it)."""
+        self.sample()
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.exposed), content_type
+
+    # ------------------------------------------------------------------ metrics_port
+
+    def serve(self, host: str, port: int) -> None:
+        """Answer scrapes on ``host:port``, from a thread (``metrics_port``). In a worker of
+        ``hypercorn --workers N`` whose sibling serves the port already, nothing: that one
+        answers for every worker.
+
+        :raises ConfigError: the port cannot be bound (one line naming it).
+        """
+        try:
+            self._server = serve_port(self.exposed, host, port)
+        except MetricsPortTaken:
+            if self.directory is None or multiprocessing.parent_process() is None:
+                raise
+            logger.debug("metrics_port %d is served by another worker", port)
+
+    def close(self) -> None:
+        """Stop the ``metrics_port`` server, if any."""
+        if self._server is not None:
+            stop_port(self._server)
+            self._server = None
+
+
+class MetricsPortTaken(ConfigError):
+    """``metrics_port`` is in use."""
+
+
+def serve_port(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+    """prometheus_client's HTTP server for ``registry`` on ``host:port`` (a daemon thread).
+
+    :raises ConfigError: the port cannot be bound (:class:`MetricsPortTaken` when in use).
+    """
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise MetricsPortTaken(f"metrics_port: cannot listen on {host}:{port}: the address is "
+                                   "already in use; choose another metrics_port") from None
+        raise ConfigError(f"metrics_port: cannot listen on {host}:{port}: "
+                          f"{error.strerror or error}; choose another metrics_port") from None
+    return server
+
+
+def stop_port(server: WSGIServer) -> None:
+    thread = threading.Thread(target=server.shutdown, daemon=True)  # returns once serving stops
+    thread.start()
+    thread.join(5)
+    with contextlib.suppress(OSError):
+        server.server_close()
+
+
+__all__ = ["MULTIPROC_ENV", "Metrics", "MetricsPortTaken", "RouteMetrics", "SharedDirectory", "multiprocess_directory",
+           "serve_port"]

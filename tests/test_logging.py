@@ -1,0 +1,181 @@
+"""Logs of real servers: the predict id on every line of a request (the model's own
+``logging`` calls included, in every mode), a client's ``X-Request-Id``, one access line per
+request, hypercorn's format with the process id, and JSON lines (hypercorn's too)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serving import object_config
+
+from core.testing import Server
+
+SERVE = [sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+#: hypercorn's line: ``[2026-01-31 12:00:00 +0000] [4242] [INFO] message``.
+TEXT_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[([A-Z]+)\] (.*)$")
+ACCESS_LINE = re.compile(r"^POST /predict (\d{3}) \d+\.\d\d ms (\d+|-) rows$")
+
+
+def logging_config(**extra: Any) -> dict[str, Any]:
+    return object_config("observed:logging_model", **extra)
+
+
+def stop_and_read(server: Server) -> list[str]:
+    """Stop the server (its log is then complete) and return its lines."""
+    server.stop()
+    return server.log().splitlines()
+
+
+def predict(server: Server, rows: int = 2, headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}/predict", json={"X": [[1.0, 2.0]] * rows, **body}, headers=headers)
+
+
+def model_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if "the model got" in line]
+
+
+@pytest.mark.parametrize("mode", ["directly_to_predict", "worker_and_queue", "batching"])
+def test_the_models_own_log_lines_carry_the_predict_id(serve, mode):
+    server = serve(logging_config(mode=mode))
+    # enough calls that quick ones move from the thread pool to the event loop (core.runner)
+    ids = []
+    for _ in range(12):
+        response = predict(server)
+        assert response.status_code == 200
+        ids.append(response.headers["x-predict-id"])
+    lines = model_lines(stop_and_read(server))
+    assert len(lines) == 12, lines
+    for predict_id, line in zip(ids, lines):
+        match = TEXT_LINE.match(line)
+        assert match, line
+        assert match.group(3) == f"[{predict_id}] the model got 2 rows", line
+
+
+def test_an_error_line_carries_the_predict_id_and_its_traceback(serve):
+    server = serve(logging_config())
+    response = predict(server, fail=True)
+    assert response.status_code == 500
+    predict_id = response.headers["x-predict-id"]
+    lines = stop_and_read(server)
+    [index] = [i for i, line in enumerate(lines) if "the model raised while predicting" in line]
+    match = TEXT_LINE.match(lines[index])
+    assert match and match.group(2) == "ERROR" and match.group(3).startswith(f"[{predict_id}] "), lines[index]
+    assert lines[index + 1] == "Traceback (most recent call last):"
+    assert any("ValueError: the model failed on purpose" in line for line in lines[index:])
+
+
+def test_a_clients_request_id_is_the_predict_id_and_is_echoed(serve):
+    server = serve(logging_config())
+    response = predict(server, headers={"X-Request-Id": "order-42.retry:1"})
+    assert response.status_code == 200
+    assert response.headers["x-predict-id"] == "order-42.retry:1"
+    assert response.headers["x-request-id"] == "order-42.retry:1"
+    refused = predict(server, headers={"X-Request-Id": "order-42.retry:1"}, fail=True)
+    assert refused.status_code == 500 and refused.json()["predict_id"] == "order-42.retry:1"
+    assert refused.headers["x-request-id"] == "order-42.retry:1"
+    lines = stop_and_read(server)
+    assert [line.split("] ", 3)[3] for line in model_lines(lines)] == \
+        ["[order-42.retry:1] the model got 2 rows"] * 2
+
+
+@pytest.mark.parametrize("request_id", ["has spaces", "x" * 129, "new\\nline", "quote\"d", ""])
+def test_an_invalid_request_id_is_a_400_naming_the_rule(serve_module, request_id):
+    server = serve_module(logging_config())
+    response = predict(server, headers={"X-Request-Id": request_id})
+    assert response.status_code == 400
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["header", "x-request-id"]
+    assert detail["type"] == "invalid_request_id"
+    assert "X-Request-Id must be 1 to 128 characters, each a letter, a digit or one of - _ . : / + =" \
+        in detail["msg"]
+    assert "x-request-id" not in response.headers  # not echoed
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-predict-id"])  # one of core's
+
+
+def test_one_access_line_per_request_to_a_model_route(serve):
+    server = serve(logging_config(max_body_size=1024))
+    answers = [predict(server, rows=3), predict(server, rows=1), predict(server, rows=500),
+               httpx.post(f"{server.url}/predict", json={"Y": 1})]
+    assert [a.status_code for a in answers] == [200, 200, 413, 422]
+    for _ in range(3):
+        assert httpx.get(f"{server.url}/health").status_code == 200  # probes: no access line
+    lines = stop_and_read(server)
+    access = []
+    for line in lines:
+        match = TEXT_LINE.match(line)
+        if match and " POST /predict " in match.group(3):
+            predict_id, text = match.group(3)[1:].split("] ", 1)
+            access.append((predict_id, ACCESS_LINE.match(text).groups()))  # type: ignore[union-attr]
+    assert access == [(answers[0].headers["x-predict-id"], ("200", "3")),
+                      (answers[1].headers["x-predict-id"], ("200", "1")),
+                      (answers[2].headers["x-predict-id"], ("413", "-")),
+                      (answers[3].headers["x-predict-id"], ("422", "-"))]
+
+
+def test_access_log_false_writes_no_access_line(serve):
+    server = serve(logging_config(access_log=False))
+    assert predict(server).status_code == 200
+    lines = stop_and_read(server)
+    assert not [line for line in lines if " POST /predict " in line]
+    assert len(model_lines(lines)) == 1
+
+
+def test_text_lines_are_hypercorns_format_with_the_process_id(serve):
+    server = serve(logging_config())
+    pid = server.worker_pid()
+    assert predict(server).status_code == 200
+    lines = stop_and_read(server)
+    running = [line for line in lines if "Running on http://" in line]  # hypercorn's own line
+    assert len(running) == 1, lines
+    for line in (running[0], *model_lines(lines)):
+        match = TEXT_LINE.match(line)
+        assert match and match.group(1) == str(pid), line
+
+
+@pytest.mark.parametrize("how", ["hypercorn", "core serve"])
+def test_json_lines_all_parse_hypercorns_included(serve, how):
+    config = logging_config(log_format="json")
+    if how == "hypercorn":  # hypercorn's own access log on too: written as JSON as well
+        server = serve(config, hypercorn_args=["--access-logfile", "-"])
+    else:
+        server = serve(config, command=SERVE)
+    ok = predict(server, headers={"X-Request-Id": "client-7"})
+    failed = predict(server, fail=True)
+    assert (ok.status_code, failed.status_code) == (200, 500)
+    entries = [json.loads(line) for line in stop_and_read(server) if line.strip()]
+    by_logger: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        assert {"time", "level", "logger", "process", "message"} <= set(entry), entry
+        by_logger.setdefault(entry["logger"], []).append(entry)
+    assert any("Running on http://" in e["message"] for e in by_logger["hypercorn.error"])
+    if how == "hypercorn":
+        assert [e["message"] for e in by_logger["hypercorn.access"] if "/predict" in e["message"]]
+    [model_ok, model_failed] = by_logger["user_model"]
+    assert model_ok["predict_id"] == "client-7" and model_ok["message"] == "the model got 2 rows"
+    assert model_failed["predict_id"] == failed.headers["x-predict-id"]
+    [error] = [e for e in entries if e["level"] == "ERROR"]
+    assert error["predict_id"] == failed.headers["x-predict-id"]
+    assert "ValueError: the model failed on purpose" in error["traceback"]
+    access = by_logger["core.access"]
+    assert [(a["method"], a["route"], a["status"], a["rows"], a["predict_id"]) for a in access] == [
+        ("POST", "/predict", 200, 2, "client-7"),
+        ("POST", "/predict", 500, 2, failed.headers["x-predict-id"]),
+    ]
+    assert all(isinstance(a["duration_ms"], float) for a in access)
+
+
+def test_an_id_in_the_logs_leads_to_the_request(serve, tmp_path: Path):
+    """What a user does with a client's complaint: grep the X-Predict-Id it reports."""
+    server = serve(logging_config())
+    answers = [predict(server, fail=n == 2) for n in range(4)]
+    reported = answers[2].headers["x-predict-id"]
+    lines = [line for line in stop_and_read(server) if reported in line]
+    assert any("the model got 2 rows" in line for line in lines)
+    assert any("the model raised while predicting" in line for line in lines)
+    assert any(" POST /predict 500 " in line for line in lines)
