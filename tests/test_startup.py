@@ -136,7 +136,7 @@ def test_validate_says_the_same_line(tmp_path, mistake):
         assert result.returncode == 1, result.stderr
         assert result.stdout == ""
         lines = result.stderr.splitlines()
-        while lines and lines[0].startswith("[") and "] [core] [INFO] " in lines[0]:
+        while lines and re.match(r"\[[^]]+\] \[\d+\] \[INFO\] ", lines[0]):
             lines.pop(0)  # what loading logged before the mistake showed
         first, *rest = lines
         assert first.startswith("core: error: ") and message in first, result.stderr
