@@ -33,8 +33,9 @@ manages that directory:
   (then empty it before each start), else a directory named after the hypercorn process and its
   start time (``core-metrics-<pid>-<start>`` in the temporary directory), new for each start;
   those of hypercorn processes that are gone are removed;
-* one process (``core serve``, ``hypercorn --workers 0``, ``up.run_web_app()``): no files,
-  the values are in memory.
+* one process (``core serve``, ``hypercorn core.app:app`` with its one worker, ``--workers
+  0``, ``up.run_web_app()``): no files, the values are in memory (writing to the files costs
+  a few microseconds a value).
 
 Plugins add their own metrics through the ``register_metrics`` hook (:mod:`core.hookspecs`).
 """
@@ -87,12 +88,23 @@ def multiprocess_directory() -> str | None:
     path = os.environ.get(MULTIPROC_ENV)
     if not path:
         parent = multiprocessing.parent_process()
-        if parent is None or parent.pid is None:
+        if parent is None or parent.pid is None or _lone_hypercorn_worker():
             return None
         path = _hypercorn_directory(parent.pid)
         os.environ[MULTIPROC_ENV] = path
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _lone_hypercorn_worker() -> bool:
+    """Whether this process is the only worker of its hypercorn (``hypercorn core.app:app``
+    runs one worker process by default): then no other process counts requests, and values in
+    memory are cheaper than files. hypercorn hands its config to the worker as the argument of
+    the process's target, which multiprocessing keeps on the process object; anything else
+    than a hypercorn config saying ``workers = 1`` counts as several workers (files: always
+    right, slower)."""
+    config = (getattr(multiprocessing.current_process(), "_kwargs", None) or {}).get("config")
+    return type(config).__module__ == "hypercorn.config" and getattr(config, "workers", None) == 1
 
 
 def _started(pid: int) -> str:
@@ -107,7 +119,8 @@ def _hypercorn_directory(parent: int) -> str:
     """The directory shared by the workers of the hypercorn process ``parent``: new for each
     start of hypercorn. Those of hypercorn processes that are gone are removed."""
     base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{DIRECTORY_PREFIX}*-*"):
+    gone = base.glob(f"{DIRECTORY_PREFIX}*-*") if Path("/proc/self").exists() else ()  # Linux
+    for old in gone:
         pid = old.name[len(DIRECTORY_PREFIX):].split("-")[0]
         if pid.isdigit() and int(pid) != parent and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(old, ignore_errors=True)

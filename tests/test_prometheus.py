@@ -3,6 +3,7 @@ serving from two worker processes: its query API counts exactly the requests sen
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -85,10 +86,8 @@ def test_prometheus_counts_every_request_across_two_workers(serve, tmp_path: Pat
         deadline = time.monotonic() + DEADLINE
         while not result and time.monotonic() < deadline:
             assert prometheus.poll() is None, (tmp_path / "prometheus.log").read_text()
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet
                 result = query(url, "sum(core_requests_total)")
-            except httpx.HTTPError:
-                pass  # not listening yet
             time.sleep(0.2)
         assert result, f"Prometheus scraped nothing:\n{(tmp_path / 'prometheus.log').read_text()}"
         assert float(result[0]["value"][1]) == REQUESTS
