@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -62,9 +64,21 @@ def _install_plugins(session: nox.Session, names: list[str], tested: str | None 
         session.install(*args)
 
 
+def _install_prometheus(session: nox.Session) -> None:
+    """Debian's ``prometheus`` for ``tests/test_prometheus.py`` (a real server scraping core),
+    installed with apt-get where it is missing and this runs as root (CI, containers);
+    elsewhere the test says how to install it and is skipped."""
+    if shutil.which("prometheus") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus",
+                external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
 @nox.session
 def core(session: nox.Session) -> None:
     """The core's tests with no plugin installed."""
+    _install_prometheus(session)
     _install_core(session)
     session.run("pytest", "tests", "-m", "not plugins", *session.posargs)
 
@@ -85,6 +99,7 @@ def plugin(session: nox.Session, name: str) -> None:
 def all_plugins(session: nox.Session) -> None:
     """Every plugin installed (but the heavy ones): the core's tests again, including those
     that need plugins."""
+    _install_prometheus(session)
     _install_core(session)
     _install_plugins(session, LIGHT)
     session.run("pytest", "tests", *session.posargs)

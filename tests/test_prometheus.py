@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's ``prometheus`` package, which ``.ci/run`` installs) scrapes core
+"""A real Prometheus (Debian's ``prometheus`` package, which ``nox`` installs when it runs as root) scrapes core
 serving from two worker processes: its query API counts exactly the requests sent."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ DEADLINE = 90.0
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None,
-    reason="needs Debian's prometheus package (apt-get install prometheus; .ci/run installs it)",
+    reason="needs Debian's prometheus package (apt-get install prometheus; nox installs it when run as root)",
 )
 
 
