@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import io
 import logging
 import os
@@ -81,20 +82,23 @@ def _check_device(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
     available = getattr(backend, "is_available", None)
     if not callable(available) or not available():
         raise ConfigError(
-            f"{label}: binarization_kwargs.device = {value!r}, but this torch ({torch.__version__}) "
-            f"has no {device.type} device (torch.{device.type}.is_available() is false); "
-            f"use device = 'cpu', or install a torch build for {device.type} on a machine that has one"
+            f"{label}: binarization_kwargs.device = {value!r}, but this torch "
+            f"({torch.__version__}) has no {device.type} device (torch.{device.type}."
+            f"is_available() is false); use device = 'cpu', or install a torch build for "
+            f"{device.type} on a machine that has one"
         )
     count = getattr(backend, "device_count", None)
     if device.index is not None and callable(count) and device.index >= count():
+        last = f"{device.type}:{count() - 1}"
         raise ConfigError(f"{label}: binarization_kwargs.device = {value!r}, but this machine has "
-                          f"{count()} {device.type} device(s): {device.type}:0 to {device.type}:{count() - 1}")
+                          f"{count()} {device.type} device(s): {device.type}:0 to {last}")
 
 
 def _check_threads(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{instance.label}: binarization_kwargs.num_threads must be a whole number "
-                          f"of at least 1 (or unset: torch's default, one per core), got {value!r}")
+        raise ConfigError(f"{instance.label}: binarization_kwargs.num_threads must be a whole "
+                          f"number of at least 1 (or unset: torch's default, one per core), got "
+                          f"{value!r}")
 
 
 def _to_inputs(value: Any) -> Any:
@@ -109,16 +113,14 @@ def _to_inputs(value: Any) -> Any:
             continue
         where = f"binarization_kwargs.inputs.{name}"
         if not isinstance(spec, Mapping) or set(spec) - {"dtype", "shape"} or "dtype" not in spec:
-            raise ConfigError(f"torch binarizers: {where} must be {{ dtype = \"float32\", shape = "
-                              f"[-1, 4] }} (shape optional; -1 for a dimension of any size), got {spec!r}")
+            raise ConfigError(f"torch binarizers: {where} must be {{ dtype = \"float32\", shape "
+                              f"= [-1, 4] }} (shape optional; -1 for a dimension of any size), "
+                              f"got {spec!r}")
         dtype, shape = spec["dtype"], spec.get("shape")
         if dtype not in INPUT_DTYPES:
             raise ConfigError(f"torch binarizers: {where}.dtype must be one of "
                               f"{', '.join(INPUT_DTYPES)}, got {dtype!r}")
-        if shape is not None and not (
-            isinstance(shape, list)
-            and all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= -1) for d in shape)
-        ):
+        if shape is not None and not (isinstance(shape, list) and all(map(_is_dimension, shape))):
             raise ConfigError(f"torch binarizers: {where}.shape must be a list of sizes, -1 for "
                               f"a dimension of any size (the rows), got {shape!r}")
         dims = None if shape is None else tuple(None if d is None or d == -1 else d for d in shape)
@@ -126,11 +128,16 @@ def _to_inputs(value: Any) -> Any:
     return result
 
 
+def _is_dimension(value: Any) -> bool:
+    """A size in an ``inputs`` shape: a whole number, -1 or None for any size."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= -1)
+
+
 def _check_inputs(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise ConfigError(f"{instance.label}: binarization_kwargs.inputs must be a table of the "
-                          f"forward arguments' tensors, e.g. {{ x = {{ dtype = \"float32\", shape = "
-                          f"[-1, 4] }} }}, got {value!r}")
+                          f"forward arguments' tensors, e.g. {{ x = {{ dtype = \"float32\", "
+                          f"shape = [-1, 4] }} }}, got {value!r}")
 
 
 def _lower(value: Any) -> Any:
@@ -147,8 +154,8 @@ def _check_sha256(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
 
 def _check_module(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (isinstance(value, str) and _CLASS_PATH.match(value)):
-        raise ConfigError(f"{instance.label}: binarization_kwargs.module must name the model's class "
-                          f"as 'package.module:Class', got {value!r}")
+        raise ConfigError(f"{instance.label}: binarization_kwargs.module must name the model's "
+                          f"class as 'package.module:Class', got {value!r}")
 
 
 def _check_module_kwargs(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -156,8 +163,8 @@ def _check_module_kwargs(instance: Any, attribute: attrs.Attribute[Any], value: 
         raise ConfigError(f"{instance.label}: binarization_kwargs.module_kwargs must be a table of "
                           f"the class's constructor arguments, got {value!r}")
     if value and instance.module is None:
-        raise ConfigError(f"{instance.label}: binarization_kwargs.module_kwargs is set but module is "
-                          f"not: name the class they build, module = 'package.module:Class'")
+        raise ConfigError(f"{instance.label}: binarization_kwargs.module_kwargs is set but module "
+                          f"is not: name the class they build, module = 'package.module:Class'")
 
 
 # ---------------------------------------------------------------------- shared loading
@@ -182,7 +189,8 @@ class TorchSettings(Binarizer):
 
     device: str = attrs.field(default="cpu", validator=_check_device)
     num_threads: int | None = attrs.field(default=None, validator=_check_threads)
-    inputs: dict[str, Tensor] = attrs.field(factory=dict, converter=_to_inputs, validator=_check_inputs)
+    inputs: dict[str, Tensor] = attrs.field(factory=dict, converter=_to_inputs,
+                                            validator=_check_inputs)
 
     def deserialize(self, files: list[LoadedFile]) -> TorchModel:
         if not files:
@@ -190,10 +198,11 @@ class TorchSettings(Binarizer):
         file = files[0]
         self._set_threads()
         model = self._load(file)
-        unknown = sorted(set(self.inputs) - set(model.forward.__signature__.parameters))  # type: ignore[attr-defined]
+        forward = inspect.signature(model.forward)
+        unknown = sorted(set(self.inputs) - set(forward.parameters))
         if unknown:
-            raise ConfigError(f"{self.label}: binarization_kwargs.inputs names {', '.join(unknown)}, "
-                              f"which {file.display_name}'s forward{model.forward.__signature__} "  # type: ignore[attr-defined]
+            raise ConfigError(f"{self.label}: binarization_kwargs.inputs names "
+                              f"{', '.join(unknown)}, which {file.display_name}'s forward{forward} "
                               f"does not take")
         logger.info("%s: %s loaded as %s on %s (%d threads)", self.label, file.display_name,
                     model.kind, model.device, _threads())
@@ -225,10 +234,12 @@ class TorchSettings(Binarizer):
         try:
             handle = open(file.path, "rb")  # noqa: SIM115 - closed below
         except OSError as error:
-            raise ModelLoadError(f"{self.label}: cannot open {file.path}: {error.strerror or error}") from None
+            raise ModelLoadError(f"{self.label}: cannot open {file.path}: "
+                                 f"{error.strerror or error}") from None
         with handle:
             if pin is not None:
-                self._verify(progress.sha256_of(handle, os.fstat(handle.fileno()).st_size, name), pin, name)
+                size = os.fstat(handle.fileno()).st_size
+                self._verify(progress.sha256_of(handle, size, name), pin, name)
                 handle.seek(0)
             yield handle
 
@@ -270,9 +281,9 @@ class TorchSettings(Binarizer):
         device = torch.device(self.device)
         load = getattr(getattr(torch, "export", None), "load", None)
         if load is None:
-            raise ModelLoadError(f"{self.label}: {name} is an exported program, which this torch "
-                                 f"({torch.__version__}) cannot read (torch.export.load is missing); "
-                                 f"install torch 2.1 or newer")
+            raise ModelLoadError(f"{self.label}: {name} is an exported program, which this "
+                                 f"torch ({torch.__version__}) cannot read (torch.export.load is "
+                                 f"missing); install torch 2.1 or newer")
         with self._source(file, pin) as source:
             try:
                 program = load(source)
@@ -331,14 +342,15 @@ class TorchScriptBinarizer(TorchSettings):
         if kind in ("torch_save", "legacy_torch_save"):
             raise ModelLoadError(
                 f"{self.label}: {name} is a torch.save file (a pickled module or a state_dict), "
-                f"not TorchScript: use binarization_type = 'torch' (with binarization_kwargs.module "
-                f"for a state_dict)"
+                f"not TorchScript: use binarization_type = 'torch' (with "
+                f"binarization_kwargs.module for a state_dict)"
             )
         if kind == "exported_program":
             raise ModelLoadError(
-                f"{self.label}: {name} is an exported program (torch.export.save), not TorchScript; "
-                f"torch.export.load unpickles parts of it (run code), so the torch binarizer reads "
-                f"it where the config trusts it: binarization_type = 'torch', or a sha256 pin"
+                f"{self.label}: {name} is an exported program (torch.export.save), not "
+                f"TorchScript; torch.export.load unpickles parts of it (it may run code), so the "
+                f"torch binarizer reads it where the config trusts it: binarization_type = "
+                f"'torch', or a sha256 pin"
             )
         return self._load_script(file)
 
@@ -454,8 +466,8 @@ class TorchBinarizer(TorchSettings):
         import torch
 
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-            raise ConfigError(f"{self.label}: binarization_kwargs.module = {self.module!r} is not a "
-                              f"torch.nn.Module subclass")
+            raise ConfigError(f"{self.label}: binarization_kwargs.module = {self.module!r} is not "
+                              f"a torch.nn.Module subclass")
         return cls
 
     def _build(self, cls: type, state: Any, name: str, device: torch.device) -> Any:

@@ -60,9 +60,8 @@ def kind_of(file: LoadedFile) -> tuple[Kind | None, str]:
     folders = {entry.split("/", 1)[0] for entry in entries if "/" in entry}
     if "code" in folders and "constants.pkl" in entries:
         return "torchscript", "a TorchScript archive (code/ and constants.pkl)"
-    if any(entry in entries for entry in EXPORTED_PROGRAM_ENTRIES) or (
-        "models" in folders and any(e.startswith("models/") and e.endswith(".json") for e in entries)
-    ):
+    graphs = [e for e in entries if e.startswith("models/") and e.endswith(".json")]
+    if graphs or any(entry in entries for entry in EXPORTED_PROGRAM_ENTRIES):
         return "exported_program", "an exported program archive (torch.export.save)"
     if "data.pkl" in entries and "code" not in folders:
         return "torch_save", "a torch.save archive (data.pkl without code/)"

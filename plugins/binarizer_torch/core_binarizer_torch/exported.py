@@ -25,7 +25,7 @@ def exported_interface(program: Any, module: Any) -> tuple[inspect.Signature, Ou
               for name in graph_signature.user_inputs]
     parameters = list(signature.parameters.values())
     if len(inputs) == len(parameters):
-        parameters = [p.replace(annotation=t) if t is not None else p.replace(annotation=torch.Tensor)
+        parameters = [p.replace(annotation=torch.Tensor if t is None else t)
                       for p, t in zip(parameters, inputs)]
     return signature.replace(parameters=parameters), _outputs(program, nodes)
 

@@ -42,7 +42,8 @@ _SCRIPT_TYPES: dict[str, Any] = {
 def tensor_of(value: Any) -> Tensor | None:
     """The :class:`core.Tensor` of a (fake) tensor's dtype and shape: symbolic dimensions
     (a dynamic batch) are ``None``; ``None`` for a dtype numpy does not have."""
-    dtype = NUMPY_DTYPES.get(getattr(value, "dtype", None))
+    kind = getattr(value, "dtype", None)
+    dtype = NUMPY_DTYPES.get(kind) if isinstance(kind, torch.dtype) else None
     if dtype is None:
         return None
     return Tensor(dtype, tuple(d if type(d) is int else None for d in value.shape))
@@ -163,7 +164,8 @@ class TorchModel:
     def method(self, name: str) -> Callable[..., Any]:
         """The module's method ``name``, run under inference mode on the model's device, with
         its own signature (the ``inputs`` setting's tensors declared)."""
-        return self._wrap(getattr(self.module, name), name, declare(self._signature(name), self._inputs))
+        signature = declare(self._signature(name), self._inputs)
+        return self._wrap(getattr(self.module, name), name, signature)
 
     # ------------------------------------------------------------------ internals
 
@@ -211,7 +213,8 @@ class TorchModel:
         return call
 
     def __repr__(self) -> str:
-        return f"<TorchModel {self.name} ({self.kind}) on {self.device}: forward{self.forward.__signature__}>"  # type: ignore[attr-defined]
+        forward = inspect.signature(self.forward)
+        return f"<TorchModel {self.name} ({self.kind}) on {self.device}: forward{forward}>"
 
 
 def to_torch(value: Any, device: torch.device, float_dtype: torch.dtype) -> Any:

@@ -48,8 +48,9 @@ class TorchTensorTransformer(Transformer):
                 return tensor if dtype is None else tensor.to(dtype)
             return torch.tensor(data, dtype=dtype)
         except (ValueError, TypeError, RuntimeError, OverflowError) as error:
+            kind = f" of {dtype}" if dtype else ""
             raise PredictTransformDataError(
-                f"cannot make a torch tensor{f' of {dtype}' if dtype else ''} of {argument.name!r}: "
+                f"cannot make a torch tensor{kind} of {argument.name!r}: "
                 f"{' '.join(str(error).split())}", loc=["body", argument.name],
             ) from None
 

@@ -31,7 +31,8 @@ needs_export = pytest.mark.skipif(not HAS_EXPORT, reason="this torch has no torc
 
 
 def scores(file: LoadedFile) -> dict[str, float]:
-    return {"torchscript": TorchScriptBinarizer.detect(file)[0], "torch": TorchBinarizer.detect(file)[0]}
+    return {"torchscript": TorchScriptBinarizer.detect(file)[0],
+            "torch": TorchBinarizer.detect(file)[0]}
 
 
 # ---------------------------------------------------------------------- contract suites
@@ -69,7 +70,8 @@ class TestTracedContract(TorchContract):
 
     @pytest.fixture
     def binarizer(self) -> TorchScriptBinarizer:
-        return TorchScriptBinarizer(num_threads=1, inputs={"x": {"dtype": "float32", "shape": [-1, 4]}})
+        return TorchScriptBinarizer(num_threads=1,
+                                    inputs={"x": {"dtype": "float32", "shape": [-1, 4]}})
 
 
 @needs_export
@@ -121,15 +123,17 @@ def test_every_format_predicts_the_models_own_scores(
         assert not model.module.training
 
 
-def test_the_torch_binarizer_reads_torchscript_too(files: dict[str, Path], rows: np.ndarray,
-                                                   expected: np.ndarray) -> None:
+def test_the_torch_binarizer_reads_torchscript_too(
+    files: dict[str, Path], rows: np.ndarray, expected: np.ndarray
+) -> None:
     model = TorchBinarizer().deserialize([LoadedFile(path=str(files["scripted"]))])
     assert model.kind == "torchscript"
     np.testing.assert_allclose(model(x=rows).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_legacy_torch_save_file_is_detected_and_read(tmp_path: Path, model: Any,
-                                                       rows: np.ndarray, expected: np.ndarray) -> None:
+def test_a_legacy_torch_save_file_is_detected_and_read(
+    tmp_path: Path, model: Any, rows: np.ndarray, expected: np.ndarray
+) -> None:
     path = tmp_path / "legacy.bin"
     torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
     file = LoadedFile(path=str(path))
@@ -243,7 +247,7 @@ def test_a_file_that_does_not_match_its_pin_is_refused(files: dict[str, Path]) -
             TorchBinarizer(sha256=wrong).deserialize([file])
         assert digest in str(caught.value) and wrong in str(caught.value)
     # the pin holds for a TorchScript file read by the torch binarizer too
-    with pytest.raises(ModelLoadError, match="refusing to load scripted.pt"):
+    with pytest.raises(ModelLoadError, match=r"refusing to load scripted\.pt"):
         TorchBinarizer(sha256=wrong).deserialize([LoadedFile(path=str(files["scripted"]))])
 
 
@@ -256,7 +260,7 @@ def test_a_malformed_pin_is_a_config_error() -> None:
 
 
 def test_a_state_dict_without_its_class_says_to_name_it(files: dict[str, Path]) -> None:
-    with pytest.raises(ModelLoadError, match="holds a state_dict .* binarization_kwargs.module"):
+    with pytest.raises(ModelLoadError, match=r"holds a state_dict .* binarization_kwargs\.module"):
         TorchBinarizer().deserialize([LoadedFile(path=str(files["state_dict"]))])
 
 
@@ -329,10 +333,12 @@ def test_inputs_must_name_forwards_arguments(files: dict[str, Path]) -> None:
 
 
 def test_the_torchscript_binarizer_sends_what_may_run_code_to_torch(files: dict[str, Path]) -> None:
-    with pytest.raises(ModelLoadError, match="is a torch.save file .* binarization_type = 'torch'"):
+    torch_save = r"is a torch\.save file .* binarization_type = 'torch'"
+    with pytest.raises(ModelLoadError, match=torch_save):
         TorchScriptBinarizer().deserialize([LoadedFile(path=str(files["pickled"]))])
     if "exported" in files:
-        with pytest.raises(ModelLoadError, match="is an exported program .* binarization_type = 'torch'"):
+        with pytest.raises(ModelLoadError,
+                           match=r"is an exported program .* binarization_type = 'torch'"):
             TorchScriptBinarizer().deserialize([LoadedFile(path=str(files["exported"]))])
 
 
@@ -383,7 +389,7 @@ def test_an_unknown_method_lists_what_the_model_has(files: dict[str, Path]) -> N
     from core.errors import ModelAnalysisError
 
     model = TorchScriptBinarizer().deserialize([LoadedFile(path=str(files["scripted"]))])
-    with pytest.raises(ModelAnalysisError, match="no method 'predict_proba'.*forward.*predict"):
+    with pytest.raises(ModelAnalysisError, match=r"no method 'predict_proba'.*forward.*predict"):
         analyse(model, predict_method_name="predict_proba")
 
 
@@ -399,7 +405,8 @@ def test_an_exported_program_declares_its_tensors(files: dict[str, Path], tmp_pa
                                                   rows: np.ndarray) -> None:
     model = TorchBinarizer().deserialize([LoadedFile(path=str(files["exported"]))])
     interface = analyse(model)
-    assert [(a.name, a.tensor) for a in interface.arguments] == [("x", Tensor("float32", (None, 4)))]
+    assert [(a.name, a.tensor) for a in interface.arguments] == [
+        ("x", Tensor("float32", (None, 4)))]
     assert interface.outputs == Outputs({"output": Tensor("float32", (None, 3))})
     torch.manual_seed(2)
     heads = torch_test_models.TwoHeads().eval()

@@ -140,7 +140,8 @@ def test_whole_numbers_reach_a_float_model_as_floats(pickled_tensors: Server, mo
 
 
 @pytest.mark.parametrize("server_name", ["state_dict", "exported"])
-def test_a_row_of_the_wrong_width_is_a_422(request: pytest.FixtureRequest, server_name: str) -> None:
+def test_a_row_of_the_wrong_width_is_a_422(request: pytest.FixtureRequest,
+                                           server_name: str) -> None:
     server = request.getfixturevalue(server_name)
     response = predict(server, [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0]])
     assert response.status_code == 422, response.text
@@ -176,7 +177,8 @@ def test_v2_infer_on_an_exported_program_uses_its_declared_output(
     assert response.status_code == 200, response.text
     (output,) = response.json()["outputs"]
     assert output["name"] == "output" and output["shape"] == [7, 3]
-    np.testing.assert_allclose(np.asarray(output["data"]).reshape(7, 3), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(output["data"]).reshape(7, 3), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("server_name", ["state_dict", "auto_direct", "pickled_tensors"])
@@ -187,7 +189,8 @@ def test_v2_infer_on_torch_modules(request: pytest.FixtureRequest, server_name: 
     assert response.status_code == 200, response.text
     (output,) = response.json()["outputs"]
     assert output["shape"] == [7, 3]
-    np.testing.assert_allclose(np.asarray(output["data"]).reshape(7, 3), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(output["data"]).reshape(7, 3), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- start-up mistakes
@@ -198,8 +201,8 @@ def core_validate(tmp_path: Path, settings: dict[str, Any]) -> subprocess.Comple
     path.write_text(tomli_w.dumps(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "core", "validate", str(path)], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-m", "core", "validate", str(path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -99,6 +99,7 @@ def test_torch_is_imported_only_when_a_torch_component_is_used(tmp_path: object)
         plugins.transformers.get("torch_tensor")()
         print("after", "torch" in sys.modules)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["before", "False", "after", "True"]
