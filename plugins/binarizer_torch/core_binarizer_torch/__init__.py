@@ -1,10 +1,12 @@
 """core-binarizer-torch: PyTorch models for core.
 
-- binarizer ``torchscript``: TorchScript archives (``torch.jit.load``) and exported programs
-  (``torch.export.load``, ``.pt2``); no Python code from the file runs;
+- binarizer ``torchscript``: TorchScript archives (``torch.jit.load``); no Python code from
+  the file runs;
 - binarizer ``torch``: what ``torch.save`` wrote, a whole ``nn.Module`` (this unpickles: it
-  runs the file's code, so it is loaded only where the config trusts it, as the pickle
-  binarizer's files are) or a ``state_dict`` with its class named by ``module``;
+  runs the file's code), and exported programs (``torch.export.load``, ``.pt2``, which
+  unpickles parts of the archive), so they are loaded only where the config trusts them, as
+  the pickle binarizer's files are; and, safely, a ``state_dict`` with its class named by
+  ``module``, and TorchScript;
 - transformer ``torch_tensor``: rows as a ``torch.Tensor``, tensors in the result as JSON.
 
 ::
