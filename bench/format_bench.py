@@ -14,8 +14,9 @@ rows.
     python -m bench.format_bench --quick         # 3 s a measurement
     python -m bench.format_bench --repeat 3      # median of 3 runs per cell
 
-Needs torch, core-binarizer-torch, core-binarizer-onnx, core-storage-disk, and what
-``torch.onnx.export`` needs in the installed torch (onnx, onnxscript for the dynamo exporter).
+Needs torch, core-binarizer-torch, core-binarizer-onnx, core-storage-disk, wrk and taskset.
+The ONNX file comes from ``torch.onnx.export(..., dynamo=False)``, the TorchScript-based
+exporter (deprecated in torch 2.9+, still there in 2.13), which needs no onnxscript.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +65,13 @@ def build_models(folder: Path) -> dict[str, Path]:
     model = MLP().eval()
     example = torch.tensor(sample_rows(4), dtype=torch.float32)
     paths = {"torchscript": folder / "mlp20.pt", "onnx": folder / "mlp20.onnx"}
-    torch.jit.save(torch.jit.script(model), str(paths["torchscript"]))
-    torch.onnx.export(model, (example,), str(paths["onnx"]), input_names=["X"],
-                      output_names=["probabilities"], dynamic_axes={"X": {0: "batch"}})
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript and this exporter
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(model), str(paths["torchscript"]))
+        # dynamo=False: the TorchScript-based exporter, which needs no onnxscript
+        torch.onnx.export(model, (example,), str(paths["onnx"]), input_names=["X"],
+                          output_names=["probabilities"], dynamic_axes={"X": {0: "batch"}},
+                          dynamo=False)
     return paths
 
 
