@@ -199,10 +199,17 @@ class TorchModel:
         if outputs is not None:
             signature = signature.replace(return_annotation=outputs)
 
+        names = tuple(signature.parameters)
+        every_name = frozenset(names)
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            values = [to_torch(v, device, float_dtype) for v in bound.args]
-            named = {k: to_torch(v, device, float_dtype) for k, v in bound.kwargs.items()}
+            if not args and kwargs.keys() == every_name:  # core's call, all by name: no bind
+                values = [to_torch(kwargs[name], device, float_dtype) for name in names]
+                named: dict[str, Any] = {}
+            else:
+                bound = signature.bind(*args, **kwargs)
+                values = [to_torch(v, device, float_dtype) for v in bound.args]
+                named = {k: to_torch(v, device, float_dtype) for k, v in bound.kwargs.items()}
             with torch.inference_mode():
                 return call_target(*values, **named)
 
