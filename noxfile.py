@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -41,6 +42,29 @@ TEST_NEEDS: dict[str, list[str]] = {
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
 }
+
+
+#: Where a CPU build of torch may lie as a wheel (this project's machines have one), and the
+#: index of PyTorch's CPU builds otherwise: the torch plugin's session installs one of them
+#: first, so that the plugin's ``torch>=2.1`` is met without the default CUDA build (GBs).
+TORCH_WHEELS = Path(os.environ.get("CORE_TORCH_WHEELS", "/opt/wheels"))
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def _install_torch_cpu(session: nox.Session) -> None:
+    """torch's CPU build: the wheel in :data:`TORCH_WHEELS` for this Python, else the newest
+    from :data:`TORCH_CPU_INDEX`."""
+    tag = f"-cp{sys.version_info.major}{sys.version_info.minor}-"
+    wheels = sorted(w for w in TORCH_WHEELS.glob("torch-*+cpu-*.whl") if tag in w.name)
+    if wheels:
+        version = wheels[-1].name.split("-")[1]  # e.g. 2.13.0+cpu
+        session.install("--find-links", str(TORCH_WHEELS), f"torch=={version}")
+    else:
+        session.install("torch", "--index-url", TORCH_CPU_INDEX)
+
+
+#: What a plugin's session installs before the plugin (its framework's CPU build).
+INSTALL_FIRST = {"binarizer_torch": _install_torch_cpu}
 
 
 def _packages(name: str) -> list[str]:
@@ -88,6 +112,8 @@ def core(session: nox.Session) -> None:
 def plugin(session: nox.Session, name: str) -> None:
     """One plugin's own tests next to the core."""
     _install_core(session)
+    if name in INSTALL_FIRST:
+        INSTALL_FIRST[name](session)
     _install_plugins(session, [name, *[n for n in TEST_NEEDS.get(name, []) if n in PLUGINS]], tested=name)
     session.run("pytest", f"plugins/{name}/tests", *session.posargs)
     if name in HEAVY:  # the types session leaves it out
