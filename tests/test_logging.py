@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from faults import config as faults_config
 from serving import object_config
 
 from core.testing import Server
@@ -140,11 +141,10 @@ def test_text_lines_are_hypercorns_format_with_the_process_id(serve):
 
 @pytest.mark.parametrize("how", ["hypercorn", "core serve"])
 def test_json_lines_all_parse_hypercorns_included(serve, how):
-    config = logging_config(log_format="json")
     if how == "hypercorn":  # hypercorn's own access log on too: written as JSON as well
-        server = serve(config, hypercorn_args=["--access-logfile", "-"])
-    else:
-        server = serve(config, command=SERVE)
+        server = serve(logging_config(log_format="json"), hypercorn_args=["--access-logfile", "-"])
+    else:  # a storage that says it hands over objects: core serve asks for no binarizer
+        server = serve(faults_config("observed:logging_model", log_format="json"), command=SERVE)
     ok = predict(server, headers={"X-Request-Id": "client-7"})
     failed = predict(server, fail=True)
     assert (ok.status_code, failed.status_code) == (200, 500)
