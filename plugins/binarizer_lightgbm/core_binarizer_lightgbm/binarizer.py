@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import attrs
-import lightgbm as lgb
 from core.components import Binarizer, LoadedFile
 from core.errors import ConfigError, ModelLoadError
 
@@ -165,6 +164,9 @@ class LightGBMBinarizer(Binarizer):
             raise ModelLoadError(
                 f"lightgbm binarizer: {name} is not a LightGBM text model: {error}"
             ) from None
+        # imported here, not at import: a server serving another format never loads it
+        import lightgbm as lgb
+
         try:
             return lgb.Booster(model_str=text)
         except Exception as error:  # LightGBMError, or the pandas_categorical line's JSON

@@ -8,10 +8,8 @@ import re
 from typing import Any
 
 import attrs
-import xgboost as xgb
 from core.components import Binarizer, LoadedFile
 from core.errors import ConfigError, ModelLoadError
-from xgboost.core import XGBoostError
 
 from core_binarizer_xgboost.model import XGBoostClassifierModel, XGBoostModel
 
@@ -114,6 +112,10 @@ class XGBoostBinarizer(Binarizer):
         file = next((f for f in files if self.detect(f)[0] > 0), files[0])
         name = file.display_name
         buffer = self._read(file, name)
+        # imported here, not at import: a server serving another format never loads it
+        import xgboost as xgb
+        from xgboost.core import XGBoostError
+
         estimator = None
         try:
             if self.wrapper == "Booster":
@@ -150,6 +152,8 @@ class XGBoostBinarizer(Binarizer):
                 f"xgboost binarizer: wrapper = {self.wrapper!r} needs scikit-learn: "
                 f"pip install 'core-binarizer-xgboost[sklearn]'"
             ) from None
+        import xgboost as xgb
+
         cls = xgb.XGBClassifier if self.wrapper == "XGBClassifier" else xgb.XGBRegressor
         return cls(n_jobs=self.nthread)
 

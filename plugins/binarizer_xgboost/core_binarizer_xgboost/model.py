@@ -15,11 +15,13 @@ was expected and what came.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 from core.errors import ValidationError
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 
 def _problem(msg: str, kind: str) -> ValidationError:
@@ -82,6 +84,9 @@ class XGBoostModel:
     def __init__(self, booster: xgb.Booster, *, estimator: Any = None, objective: str = "",
                  output_margin: bool = False, nthread: int | None = None,
                  name: str = "") -> None:
+        import xgboost  # here, not at import: see the binarizer
+
+        self._dmatrix = xgboost.DMatrix
         self.booster = booster
         self.estimator = estimator
         self.n_features_in_ = int(booster.num_features())
@@ -100,7 +105,7 @@ class XGBoostModel:
             # core put the rows in the model's feature order already (dict rows by name)
             return self.estimator.predict(rows, output_margin=self.output_margin,
                                           validate_features=False)
-        matrix = xgb.DMatrix(rows, feature_names=self.booster.feature_names,
+        matrix = self._dmatrix(rows, feature_names=self.booster.feature_names,
                              feature_types=self.booster.feature_types, nthread=self.nthread)
         return self.booster.predict(matrix, output_margin=self.output_margin)
 
