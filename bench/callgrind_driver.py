@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def run(requests: int, rows: int, concurrency: int) -> None:
+async def run(requests: int, rows: int, concurrency: int, settings: dict[str, Any]) -> None:
     sys.path.append(str(REPO))  # after PYTHONPATH: core comes from the revision measured
     from bench.asgi_profile import call, lifespan_startup
     from bench.http_bench import request_body, write_core_config
@@ -26,7 +28,7 @@ async def run(requests: int, rows: int, concurrency: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="core-callgrind-") as tmp:
         model = http_bench_model(Path(tmp))
-        os.environ["CORE_CONFIG"] = str(write_core_config(Path(tmp) / "core.toml", model, {}))
+        os.environ["CORE_CONFIG"] = str(write_core_config(Path(tmp) / "core.toml", model, settings))
         from core.app import ServeApp
 
         app = ServeApp()
@@ -48,8 +50,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--settings", default="{}", help="config keys added, as JSON")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.rows, args.concurrency))
+    asyncio.run(run(args.requests, args.rows, args.concurrency, json.loads(args.settings)))
     os._exit(0)  # the app's lifespan and pool threads would keep the process alive
 
 

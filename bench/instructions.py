@@ -10,6 +10,10 @@ is the request path (core's app, the model call, orjson; no server, no network).
 
     python -m bench.instructions --revision before=fbe1a55
     python -m bench.instructions --revision before=HEAD~3 --rows 1 100 --concurrency 1 16
+    python -m bench.instructions --rows 1 --variant off='metrics = false; access_log = false'
+
+``--variant NAME='TOML keys'`` measures the working tree's core again with the benchmark's
+config plus those keys (as ``bench.http_bench`` does): what a setting costs per request.
 
 Needs ``valgrind`` (``apt-get install valgrind``). Each run takes a minute or two: callgrind
 runs Python some 50 times slower.
@@ -18,30 +22,34 @@ runs Python some 50 times slower.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.http_bench import CORE_PLUGINS, export_revision, python_path  # noqa: E402
+from bench.http_bench import CORE_PLUGINS, export_revision, parse_variant, python_path  # noqa: E402
 
 DRIVER = REPO / "bench" / "callgrind_driver.py"
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def instructions(pythonpath: str, requests: int, rows: int, concurrency: int, workdir: Path) -> int:
-    """The instructions callgrind counted for one run of the driver."""
+def instructions(pythonpath: str, requests: int, rows: int, concurrency: int, workdir: Path,
+                 settings: dict[str, Any] | None = None) -> int:
+    """The instructions callgrind counted for one run of the driver (``settings``: config
+    keys added to the benchmark's)."""
     env = {**os.environ, "PYTHONPATH": pythonpath, "CORE_LOAD_PLUGINS": ",".join(CORE_PLUGINS)}
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir / 'callgrind.out'}",
          sys.executable, str(DRIVER), "--requests", str(requests), "--rows", str(rows),
-         "--concurrency", str(concurrency)],
+         "--concurrency", str(concurrency), "--settings", json.dumps(settings or {})],
         env=env, capture_output=True, text=True, cwd=workdir,
     )
     found = COLLECTED.search(run.stderr)
@@ -51,9 +59,9 @@ def instructions(pythonpath: str, requests: int, rows: int, concurrency: int, wo
 
 
 def per_request(pythonpath: str, args: argparse.Namespace, rows: int, concurrency: int,
-                workdir: Path) -> float:
-    small = instructions(pythonpath, args.small, rows, concurrency, workdir)
-    large = instructions(pythonpath, args.large, rows, concurrency, workdir)
+                workdir: Path, settings: dict[str, Any] | None = None) -> float:
+    small = instructions(pythonpath, args.small, rows, concurrency, workdir, settings)
+    large = instructions(pythonpath, args.large, rows, concurrency, workdir, settings)
     return (large - small) / (args.large - args.small)
 
 
@@ -61,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--revision", action="append", default=[], metavar="NAME=REV",
                         help="also measure core at git revision REV (e.g. before=HEAD~1)")
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
+                        metavar="NAME='TOML'", help="also measure the working tree's core with "
+                        "these config keys added (e.g. off='metrics = false; access_log = false')")
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1])
     parser.add_argument("--small", type=int, default=200, help="requests of the short run")
@@ -72,9 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="core-instructions-") as tmp:
         workdir = Path(tmp)
         paths = {"core": python_path([REPO, *(REPO / "plugins" / p for p in CORE_PLUGINS.values())])}
+        settings: dict[str, dict[str, Any]] = {}
+        for name, keys in args.variant:
+            if name in paths:
+                parser.error(f"--variant {name}: the name is taken")
+            paths[name], settings[name] = paths["core"], keys
         for text in args.revision:
             name, sep, revision = text.partition("=")
-            if not sep or not name or not revision or name == "core":
+            if not sep or not name or not revision or name in paths:
                 parser.error(f"--revision wants NAME=REV, got {text!r}")
             paths[name] = python_path(export_revision(revision, workdir / f"rev-{name}"))
         names = list(paths)
@@ -83,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"|---:|---:|{'---:|' * (2 * len(names) - 1)}")
         for rows in args.rows:
             for concurrency in args.concurrency:
-                counts = {n: per_request(p, args, rows, concurrency, workdir) for n, p in paths.items()}
+                counts = {n: per_request(p, args, rows, concurrency, workdir, settings.get(n))
+                          for n, p in paths.items()}
                 ratios = [f"{counts['core'] / counts[n]:.3f}" for n in names[1:]]
                 print(f"| {rows} | {concurrency} | "
                       f"{' | '.join(f'{counts[n]:,.0f}' for n in names)} | {' | '.join(ratios)} |",
