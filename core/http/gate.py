@@ -133,6 +133,7 @@ class Gate:
         #: Requests answered 503 because the server shut down before they finished.
         self.cancelled = 0
         self._parser = ParserProcess()
+        self._bodies = BodyDeadlines(limits.body_timeout)
 
     # ------------------------------------------------------------------ large bodies
 
@@ -238,8 +239,7 @@ class Gate:
         try:
             if accepts is not None:
                 check_content_type(scope, accepts)
-            return await self.deadline(read_body(scope, receive, limits.max_body_size),
-                                       limits.body_timeout, lambda: timed_out(limits.body_timeout))
+            return await self._bodies.watch(read_body(scope, receive, limits.max_body_size))
         except RequestError as error:
             error.headers = {**error.headers, "Connection": "close"}
             raise
@@ -258,6 +258,68 @@ class Gate:
             )
             error.reason = "throttling_max_request_len"
             raise error
+
+
+class BodyDeadlines:
+    """``body_timeout`` for every body being read, with one timer for them all.
+
+    A timer per request (``loop.call_later`` and its ``cancel``) costs a heap push and a
+    handle to clean up for every request, although almost no body is ever late. Here a body
+    being read is an entry in a dict, in arrival order; as every body has the same time
+    limit, the first entry is always the next to expire, and one timer, set for it, is all
+    it takes. When the timer fires, the bodies past their deadline are cancelled (each read
+    raises 408) and the timer is set for the first one left. Under steady traffic it fires
+    about once per ``body_timeout``.
+
+    :param seconds: the time limit (``body_timeout``).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: The tasks reading a body now, and when their time runs out (``loop.time()``).
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        #: Tasks cancelled because their time ran out (not by anything else).
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def watch(self, reading: Awaitable[T]) -> T:
+        """``await reading``, or raise 408 (:func:`core.http.body.timed_out`) once the
+        request's time is up (the read is cancelled)."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # the app runs in a new event loop (a test's, a restart)
+            self._reading.clear()
+            self._expired.clear()
+            self._loop, self._timer = loop, None
+        deadline = self._reading[task] = loop.time() + self.seconds
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+        try:
+            return await reading
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            _uncancel(task)
+            raise timed_out(self.seconds) from None
+        finally:
+            self._reading.pop(task, None)
+            self._expired.discard(task)
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        reading = self._reading
+        while reading:
+            task, deadline = next(iter(reading.items()))
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                return
+            del reading[task]
+            self._expired.add(task)
+            task.cancel()
+        self._timer = None
 
 
 class Admission:

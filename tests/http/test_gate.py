@@ -70,6 +70,33 @@ def test_a_body_that_does_not_arrive_in_body_timeout_is_408_and_the_connection_c
     assert httpx.post(f"{server.url}/predict", json=ROWS).json() == {"predict_result": [3.0, 7.0]}
 
 
+def test_each_slow_body_gets_its_own_body_timeout_from_when_its_request_began(serve, trickle):
+    """One timer watches every body being read (core.http.gate.BodyDeadlines): bodies that
+    began at different times each get 408 at their own deadline, never before it (with no
+    other request meanwhile to set the timer again)."""
+    server = serve(object_config("models:sum_model", body_timeout=2))
+    opened: list[tuple[float, object]] = []
+    for index in range(3):  # deadlines 0.5 s apart, all set before the first one passes
+        opened.append((time.monotonic(), trickle(server, "/predict", chunked=index == 1)))
+        time.sleep(0.5)
+    answered: dict[int, float] = {}
+    for moment in ticks(12):
+        sleep_until(moment)
+        for index, (_, connection) in enumerate(opened):
+            connection.tick()
+            if connection.received and index not in answered:
+                answered[index] = time.monotonic()
+        if len(answered) == 3:
+            break
+    assert sorted(answered) == [0, 1, 2], "a slow body was never cut at body_timeout"
+    for index, (began, connection) in enumerate(opened):
+        connection.read(timeout=5)
+        status, headers, _ = connection.response()
+        assert status == 408 and headers["connection"] == "close"
+        assert answered[index] - began >= 2.0, f"body {index} was cut before its body_timeout"
+    assert httpx.post(f"{server.url}/predict", json=ROWS).json() == {"predict_result": [3.0, 7.0]}
+
+
 def test_ready_is_503_while_saturated_and_live_stays_200(serve):
     server = serve(object_config("models:slow_model", throttling_max_requests=2, max_thread_loop_workers=4))
 
