@@ -37,11 +37,20 @@ manages that directory:
   0``, ``up.run_web_app()``): no files, the values are in memory (writing to the files costs
   a few microseconds a value).
 
+**What a request costs.** prometheus_client's ``inc`` and ``observe`` take a lock, check the
+metric and walk the buckets in Python: a dozen of them per request cost about a tenth of a
+small model's whole request. So the request path only appends what it saw to a queue (a
+``deque.append``: atomic, from any thread), and :meth:`Metrics.flush` folds the queues into the
+prometheus_client metrics: at each scrape (``/metrics`` and ``metrics_port``, so a scrape of
+one process is exact), and every :data:`FLUSH_SECONDS` from the event loop (so that the
+files another worker reads in multiprocess mode are at most that old), and at shutdown.
+
 Plugins add their own metrics through the ``register_metrics`` hook (:mod:`core.hookspecs`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -50,13 +59,17 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder, start_http_server
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from core.errors import ConfigError
 
@@ -76,6 +89,9 @@ DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
                     5.0, 10.0, 30.0, 60.0)
 #: Rows per request or per model call.
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000)
+#: Seconds between two folds of what the request path saw into the metrics (see the module
+#: docstring): the most a scrape answered by another worker lags behind.
+FLUSH_SECONDS = 1.0
 
 
 # ---------------------------------------------------------------------------- the directory
@@ -173,27 +189,81 @@ def directory_registry(directory: str) -> CollectorRegistry:
 # ---------------------------------------------------------------------------- the metrics
 
 
-class RouteMetrics:
-    """The request metrics of one route, with its label values looked up once."""
+class Observations:
+    """Observations of one histogram (or one labelled child of it), kept until :meth:`fold`
+    adds them to it in one go: ``add(value)`` is a ``deque.append``, atomic and cheap from any
+    thread.
 
-    __slots__ = ("_duration", "_metrics", "_requests", "route")
+    prometheus_client has no call that adds many observations at once, so :meth:`fold` adds to
+    the histogram's bucket and sum values itself (``_buckets``, ``_sum``: the attributes its own
+    ``observe`` adds to, which also write multiprocess mode's files); a test checks that the
+    result is what ``observe`` would have given.
+    """
+
+    __slots__ = ("_bounds", "_histogram", "_pending", "add")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram: Any = histogram
+        self._bounds = list(self._histogram._upper_bounds[:-1])  # the last one is +Inf
+        self._pending: deque[float] = deque()
+        self.add: Callable[[float], None] = self._pending.append
+
+    def fold(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        bounds = self._bounds
+        counts = [0] * (len(bounds) + 1)
+        total = 0.0
+        take = pending.popleft
+        for _ in range(len(pending)):  # what is there now; later adds wait for the next fold
+            value = take()
+            counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
+            total += value
+        histogram = self._histogram
+        histogram._sum.inc(total)
+        for bucket, count in zip(histogram._buckets, counts):
+            if count:
+                bucket.inc(count)
+
+
+class RouteMetrics:
+    """The request metrics of one route: :meth:`answered` queues, :meth:`fold` counts."""
+
+    __slots__ = ("_answers", "_durations", "_metrics", "_requests", "route")
 
     def __init__(self, metrics: Metrics, route: str) -> None:
         self._metrics = metrics
         self.route = route
-        self._duration = metrics.request_duration.labels(route).observe
-        self._requests: dict[tuple[str, int], Callable[[], None]] = {}
+        self._answers: deque[tuple[str, int, float, int | None]] = deque()
+        self._durations = Observations(metrics.request_duration.labels(route))
+        self._requests: dict[tuple[str, int], Counter] = {}
 
     def answered(self, method: str, status: int, seconds: float, rows: int | None) -> None:
-        """Count a request answered ``status`` after ``seconds``, that held ``rows`` rows."""
-        key = (method, status)
-        count = self._requests.get(key)
-        if count is None:
-            count = self._requests[key] = self._metrics.requests.labels(self.route, method, str(status)).inc
-        count()
-        self._duration(seconds)
-        if rows is not None:
-            self._metrics.observe_rows(rows)
+        """A request answered ``status`` after ``seconds``, that held ``rows`` rows."""
+        self._answers.append((method, status, seconds, rows))
+
+    def fold(self) -> None:
+        answers = self._answers
+        if not answers:
+            return
+        counts: dict[tuple[str, int], int] = {}
+        add_duration = self._durations.add
+        add_rows = self._metrics.observe_rows
+        take = answers.popleft
+        for _ in range(len(answers)):
+            method, status, seconds, rows = take()
+            key = (method, status)
+            counts[key] = counts.get(key, 0) + 1
+            add_duration(seconds)
+            if rows is not None:
+                add_rows(rows)
+        for key, count in counts.items():
+            counter = self._requests.get(key)
+            if counter is None:
+                counter = self._requests[key] = self._metrics.requests.labels(self.route, key[0], str(key[1]))
+            counter.inc(count)
+        self._durations.fold()
 
 
 class Metrics:
@@ -236,14 +306,23 @@ class Metrics:
                                 registry=registry)
         self.model_load_seconds = Gauge("core_model_load_seconds", "Seconds the model took to load.",
                                         multiprocess_mode="livemax", registry=registry)
-        #: ``observe(seconds)`` of the model calls, labelled with the architecture.
-        self.observe_predict = self.predict_duration.labels(conf.mode).observe
-        self.observe_rows = self.predict_rows.observe
-        self.observe_batch_rows = self.batch_rows.observe
+        self._observed = [Observations(self.predict_duration.labels(conf.mode)),
+                          Observations(self.predict_rows), Observations(self.batch_rows)]
+        #: ``observe_predict(seconds)`` of a model call (any thread); ``observe_rows(rows)`` of
+        #: a request; ``observe_batch_rows(rows)`` of a model call that merged requests.
+        self.observe_predict, self.observe_rows, self.observe_batch_rows = (o.add for o in self._observed)
+        #: Requests being handled now (``core_in_flight``): the admission gate counts them.
+        self.in_flight_now = 0
+        self._in_flight = -1
         self._queue_source: Callable[[], int] | None = None
         self._queue_depth = -1
         self._routes: dict[str, RouteMetrics] = {}
+        self._flushing = threading.Lock()
+        self._timer: asyncio.TimerHandle | None = None
         self._server: WSGIServer | None = None
+        #: What a scrape reads: the metrics, folded first.
+        self.scraped = CollectorRegistry()
+        self.scraped.register(_FoldFirst(self))
 
     def describe_model(self, name: str, version: str, binarizer: str | None, storage: str,
                        load_seconds: float | None) -> None:
@@ -263,25 +342,45 @@ class Metrics:
         self.rejected.labels(reason).inc()
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
-        """Read ``core_queue_depth`` from ``depth()``: after each request and at each scrape."""
+        """Read ``core_queue_depth`` from ``depth()`` at each :meth:`flush`."""
         self._queue_source = depth
-        self.sample()
+        self.flush()
 
-    def sample(self) -> None:
-        """Update the gauges read from state (the queue depth), when they changed."""
-        source = self._queue_source
-        if source is not None:
-            depth = source()
-            if depth != self._queue_depth:
-                self._queue_depth = depth
-                self.queue_depth.set(depth)
+    def flush(self) -> None:
+        """Fold what the request path saw into the metrics, and set the gauges read from
+        state (requests in flight, the queue depth). Any thread may call it."""
+        with self._flushing:
+            for route in list(self._routes.values()):
+                route.fold()  # first: it adds the requests' rows to observe_rows
+            for observed in self._observed:
+                observed.fold()
+            in_flight = self.in_flight_now
+            if in_flight != self._in_flight:
+                self._in_flight = in_flight
+                self.in_flight.set(in_flight)
+            source = self._queue_source
+            if source is not None:
+                depth = source()
+                if depth != self._queue_depth:
+                    self._queue_depth = depth
+                    self.queue_depth.set(depth)
+
+    def start(self) -> None:
+        """Flush every :data:`FLUSH_SECONDS` from the running event loop (server start)."""
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            self.flush()
+            self._timer = loop.call_later(FLUSH_SECONDS, tick)
+
+        if self._timer is None:
+            self._timer = loop.call_later(FLUSH_SECONDS, tick)
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition for a scrape: its body and content type (the Prometheus text format,
         or OpenMetrics when ``accept`` asks for it)."""
-        self.sample()
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.exposed), content_type
+        return encoder(self.scraped), content_type
 
     # ------------------------------------------------------------------ metrics_port
 
@@ -293,17 +392,33 @@ class Metrics:
         :raises ConfigError: the port cannot be bound (one line naming it).
         """
         try:
-            self._server = serve_port(self.exposed, host, port)
+            self._server = serve_port(self.scraped, host, port)
         except MetricsPortTaken:
             if self.directory is None or multiprocessing.parent_process() is None:
                 raise
             logger.debug("metrics_port %d is served by another worker", port)
 
     def close(self) -> None:
-        """Stop the ``metrics_port`` server, if any."""
+        """Stop flushing (after a last flush) and the ``metrics_port`` server, if any."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.flush()
         if self._server is not None:
             stop_port(self._server)
             self._server = None
+
+
+class _FoldFirst(Collector):
+    """What a scrape reads: :attr:`Metrics.exposed`, once :meth:`Metrics.flush` has folded
+    what the request path saw into it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        self._metrics.flush()
+        return iter(list(self._metrics.exposed.collect()))
 
 
 class MetricsPortTaken(ConfigError):
@@ -334,5 +449,5 @@ def stop_port(server: WSGIServer) -> None:
         server.server_close()
 
 
-__all__ = ["MULTIPROC_ENV", "Metrics", "MetricsPortTaken", "RouteMetrics", "SharedDirectory", "multiprocess_directory",
-           "serve_port"]
+__all__ = ["MULTIPROC_ENV", "Metrics", "MetricsPortTaken", "Observations", "RouteMetrics", "SharedDirectory",
+           "multiprocess_directory", "serve_port"]

@@ -183,8 +183,10 @@ class Web:
         self.gate.accepting = True
         self.gate.draining = False
         conf = self.up.conf
-        if self.metrics is not None and conf.metrics_port is not None and self.serves_metrics_port:
-            self.metrics.serve(conf.host, conf.metrics_port)
+        if self.metrics is not None:
+            self.metrics.start()
+            if conf.metrics_port is not None and self.serves_metrics_port:
+                self.metrics.serve(conf.host, conf.metrics_port)
         await self.architecture.start()
         self.started.set()
 

@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from faults import config as object_config
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from serving import object_config as logging_config_of
 from test_plugins import install_plugin
 
+from core.metrics import DURATION_BUCKETS, Observations
 from core.testing import Server, free_port
 
 SUPPORT = Path(__file__).parent / "support"
@@ -102,6 +104,41 @@ def test_every_kind_of_answer_is_counted_once(serve, tmp_path):
     assert any(name == "core_model_load_seconds" for name, _, _ in samples)
 
 
+def test_folded_observations_expose_what_observe_would_have():
+    """The request path queues its observations and ``Observations.fold`` adds them to the
+    histogram's buckets in one go (through prometheus_client's own values): the exposition is
+    the one ``observe`` gives, bucket by bucket, for values on, between and beyond the bounds."""
+    values = [0.0, 0.0005, 0.0007, 0.001, 0.3, 2.5, 59.9, 60.0, 61.0, 1e9, *(i / 997 for i in range(500))]
+
+    def exposition(feed: Any) -> list[tuple[str, dict[str, str], float]]:
+        registry = CollectorRegistry()
+        histogram = Histogram("h_seconds", "h", ["route"], buckets=DURATION_BUCKETS, registry=registry)
+        feed(histogram.labels("/predict"))
+        text = generate_latest(registry).decode()
+        return [(sample.name, sample.labels, sample.value) for family in text_string_to_metric_families(text)
+                for sample in family.samples if not sample.name.endswith("_created")]
+
+    def observed(child: Any) -> None:
+        for value in values:
+            child.observe(value)
+
+    def folded(child: Any) -> None:
+        observations = Observations(child)
+        for value in values[:200]:
+            observations.add(value)
+        observations.fold()
+        for value in values[200:]:
+            observations.add(value)
+        observations.fold()
+        observations.fold()  # nothing left: adds nothing
+
+    expected, got = exposition(observed), exposition(folded)
+    assert total(expected, "h_seconds_count") == len(values)
+    assert [(name, labels) for name, labels, _ in got] == [(name, labels) for name, labels, _ in expected]
+    # the bucket counts exactly; the sum up to the order of the float additions
+    assert [value for *_, value in got] == pytest.approx([value for *_, value in expected], rel=1e-12)
+
+
 def test_batching_counts_rows_per_model_call(serve):
     server = serve(logging_config(mode="batching", max_batch_size=8))
     for rows in (1, 3):
@@ -172,6 +209,9 @@ def test_the_totals_across_workers_are_exact(serve, workers):
     pids: set[int] = set()
     send_until_both_workers_answered(server.url, sent, pids)
     assert len(pids) == 2, "both workers answered"
+    # each worker writes what it counted to the shared files within FLUSH_SECONDS
+    wait_for(lambda: total(scrape(server.url), "core_requests_total") == len(sent), server,
+             f"{len(sent)} requests counted")
     for _ in range(3):  # whichever worker answers the scrape reads every worker's counts
         samples = scrape(server.url)
         assert total(samples, "core_requests_total", route="/predict", status="200") == len(sent)
@@ -185,6 +225,8 @@ def test_a_dead_workers_counts_are_kept_and_its_gauges_dropped(serve):
     sent: list[int] = []
     pids: set[int] = set()
     send_until_both_workers_answered(server.url, sent, pids)
+    wait_for(lambda: total(scrape(server.url), "core_requests_total") == len(sent), server,
+             f"{len(sent)} requests counted")  # the workers flushed their counts to the files
     # a worker dies in the middle of a request: its file says one request in flight
     with pytest.raises(httpx.TransportError):
         httpx.post(f"{server.url}/predict", json={"X": [[1.0]], "crash": "exit"}, timeout=DEADLINE)
@@ -192,6 +234,8 @@ def test_a_dead_workers_counts_are_kept_and_its_gauges_dropped(serve):
              and " is serving" in server.log(), server, "the replacement")
     for _ in range(5):
         assert httpx.post(f"{server.url}/predict", json={"X": [[1.0]]}).status_code == 200
+    wait_for(lambda: total(scrape(server.url), "core_requests_total") >= len(sent) + 5, server,
+             "the 5 new requests counted")
     samples = scrape(server.url)
     # the dead worker's answers still count; the request it died on was never answered
     assert total(samples, "core_requests_total", status="200") == len(sent) + 5

@@ -421,7 +421,7 @@ class GatedEndpoint:
         token = PREDICT_ID.set(predict_id)
         metrics = gate.metrics
         if metrics is not None:
-            metrics.in_flight.inc()
+            metrics.in_flight_now += 1
         try:
             if refusal is None:
                 await self._serve(send, admission)
@@ -430,7 +430,7 @@ class GatedEndpoint:
                 await self._send_error(send, admission, refusal)
         finally:
             if metrics is not None:
-                metrics.in_flight.dec()
+                metrics.in_flight_now -= 1
             self._report(admission, time.perf_counter() - started)
             PREDICT_ID.reset(token)
 
@@ -475,7 +475,6 @@ class GatedEndpoint:
             if self._metrics is None:
                 self._metrics = gate.metrics.route(route)
             self._metrics.answered(method, admission.status, seconds, admission.rows)
-            gate.metrics.sample()
         if gate.access_log:
             log_access(method, route, admission.status, seconds, admission.rows,
                        admission.request_id if admission.request_id != admission.predict_id else None)
