@@ -25,7 +25,9 @@ and the access line.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
@@ -77,16 +79,24 @@ class TextFormatter(logging.Formatter):
         self._date = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)  # the date has no fraction of a second: one strftime a second
+        return self.date(record.created)
+
+    def date(self, created: float) -> str:
+        """``[2026-01-31 12:00:00 +0000]`` for the time ``created`` (local time, as hypercorn)."""
+        second = int(created)  # the date has no fraction of a second: one strftime a second
         if second != self._second:
-            self._date = super().formatTime(record, datefmt)
+            self._date = time.strftime(DATE_FORMAT, self.converter(created))
             self._second = second
         return self._date
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        predict_id = getattr(record, "predict_id", None)
-        head = f"{record.asctime} [{record.process}] [{record.levelname}] "
-        return f"{head}[{predict_id}] {record.message}" if predict_id else head + record.message
+        return self.line(record.asctime, record.process, record.levelname,
+                         getattr(record, "predict_id", None), record.message)
+
+    @staticmethod
+    def line(date: str, process: int | None, level: str, predict_id: str | None, message: str) -> str:
+        head = f"{date} [{process}] [{level}] "
+        return f"{head}[{predict_id}] {message}" if predict_id else head + message
 
 
 class JSONFormatter(logging.Formatter):
@@ -96,19 +106,10 @@ class JSONFormatter(logging.Formatter):
     ``duration_ms``, ``rows``, ``request_id``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "process": record.process,
-            "message": record.getMessage(),
-        }
-        predict_id = getattr(record, "predict_id", None)
-        if predict_id:
-            entry["predict_id"] = predict_id
         access = getattr(record, "access", None)
-        if isinstance(access, dict):
-            entry.update(access)
+        entry = self.entry(record.created, record.levelname, record.name, record.process,
+                           record.getMessage(), getattr(record, "predict_id", None),
+                           access if isinstance(access, dict) else None)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -116,6 +117,22 @@ class JSONFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+    @staticmethod
+    def entry(created: float, level: str, logger: str, process: int | None, message: str,
+              predict_id: str | None, fields: dict[str, Any] | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": logger,
+            "process": process,
+            "message": message,
+        }
+        if predict_id:
+            entry["predict_id"] = predict_id
+        if fields is not None:
+            entry.update(fields)
+        return entry
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -125,7 +142,7 @@ def formatter(log_format: str) -> logging.Formatter:
 
 #: The handler :func:`configure_logging` installed on the root logger (None: the application
 #: hosting core configured logging itself).
-_handler: logging.Handler | None = None
+_handler: logging.StreamHandler[Any] | None = None
 #: The format of its lines.
 _format = "text"
 
@@ -190,18 +207,70 @@ def announce(line: str) -> None:
 def log_access(method: str, route: str, status: int, seconds: float, rows: int | None,
                request_id: str | None = None) -> None:
     """Write the access line of a request that was answered: ``POST /predict 200 1.84 ms 3
-    rows`` (with ``log_format = "json"``, the same as fields)."""
+    rows`` (with ``log_format = "json"``, the same as fields).
+
+    A log record costs more than the rest of the line: building it (``LogRecord`` looks up
+    the thread, the process name, the file name...), then the handler chain. When the line can
+    only go to the handler :func:`configure_logging` installed (nobody added a handler or a
+    filter on the way, see :func:`_direct_handler`), it is written the way that handler would
+    write it, byte for byte, without a record; otherwise it goes through ``logging``.
+    """
     if not access_logger.isEnabledFor(logging.INFO):
         return
     milliseconds = round(seconds * 1000, 3)
-    fields: dict[str, Any] = {"method": method, "route": route, "status": status,
-                              "duration_ms": milliseconds, "rows": rows}
+    message = f"{method} {route} {status} {milliseconds:.2f} ms {'-' if rows is None else rows} rows"
+    handler = _direct_handler()
+    if handler is not None:
+        created = time.time()
+        predict_id = PREDICT_ID.get()
+        formatter = handler.formatter
+        if isinstance(formatter, TextFormatter):
+            line = formatter.line(formatter.date(created), _pid(), "INFO", predict_id, message)
+        else:
+            fields: dict[str, Any] = {"method": method, "route": route, "status": status,
+                                      "duration_ms": milliseconds, "rows": rows}
+            if request_id is not None:
+                fields["request_id"] = request_id
+            line = orjson.dumps(JSONFormatter.entry(created, "INFO", access_logger.name, _pid(), message,
+                                                    predict_id, fields), default=str).decode()
+        with handler.lock:  # type: ignore[union-attr]  # a handler's lock, made in its __init__
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            stream.flush()
+        return
+    fields = {"method": method, "route": route, "status": status, "duration_ms": milliseconds, "rows": rows}
     if request_id is not None:
         fields["request_id"] = request_id
     # made here rather than by access_logger.info(): the caller's frame says nothing of use,
     # and looking it up is most of a record's cost, paid once per request
-    record = access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0,
-                                      "%s %s %d %.2f ms %s rows",
-                                      (method, route, status, milliseconds, "-" if rows is None else rows),
+    record = access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, "%s", (message,),
                                       None, None, {"access": fields})
     access_logger.handle(record)
+
+
+_core_logger = logging.getLogger("core")
+_root_logger = logging.getLogger()
+
+
+def _direct_handler() -> logging.StreamHandler[Any] | None:
+    """The handler :func:`configure_logging` installed, when an access line can go nowhere
+    else and nothing would change it on the way: the root logger has that handler alone,
+    neither ``core.access`` nor ``core`` has a handler or a filter (nor the root logger a
+    filter), the handler has only its own filter, a level that lets INFO pass, and core's
+    formatter. Otherwise None: the line goes through ``logging``."""
+    handler = _handler
+    if (handler is None or _root_logger.handlers != [handler] or access_logger.handlers
+            or _core_logger.handlers or access_logger.filters or _core_logger.filters
+            or _root_logger.filters or handler.filters != [REQUEST_CONTEXT]
+            or handler.level > logging.INFO or type(handler.formatter) not in _OWN_FORMATTERS
+            or not access_logger.propagate or not _core_logger.propagate):
+        return None
+    return handler
+
+
+_OWN_FORMATTERS = (TextFormatter, JSONFormatter)
+
+
+def _pid() -> int | None:
+    """This process's id, as ``record.process`` has it."""
+    return os.getpid() if logging.logProcesses else None

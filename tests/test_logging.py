@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,49 @@ def test_an_id_in_the_logs_leads_to_the_request(serve, tmp_path: Path):
     assert any("the model got 2 rows" in line for line in lines)
     assert any("the model raised while predicting" in line for line in lines)
     assert any(" POST /predict 500 " in line for line in lines)
+
+
+ACCESS_SCRIPT = """
+import logging, sys, time
+from core.logs import PREDICT_ID, _direct_handler, access_logger, configure_logging, log_access
+configure_logging("INFO", sys.argv[1])
+# one time for both lines: only the way they were written differs
+time.time, time.time_ns = (lambda: 1767225600.25), (lambda: 1767225600250000000)
+PREDICT_ID.set("0123456789abcdef0123456789abcdef")
+print(_direct_handler() is not None)
+log_access("POST", "/v2/models/{name}/infer", 200, 0.0012345, 3, "client-id")  # written directly
+access_logger.addFilter(lambda record: True)  # a filter on the way: the line goes through logging
+print(_direct_handler() is not None)
+log_access("POST", "/v2/models/{name}/infer", 200, 0.0012345, 3, "client-id")
+PREDICT_ID.set(None)
+access_logger.filters.clear()
+log_access("GET", "/x", 503, 2.0, None)
+access_logger.addFilter(lambda record: True)
+log_access("GET", "/x", 503, 2.0, None)
+"""
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_access_line_written_directly_is_the_one_logging_would_write(log_format):
+    """With only core's own handler in the way, an access line skips the log record (most of
+    its cost) and is written as that handler would write it: the same bytes as the line that
+    goes through ``logging`` when a filter is added on the way."""
+    done = subprocess.run([sys.executable, "-c", ACCESS_SCRIPT, log_format], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]  # directly, then through logging
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4, done.stderr
+    assert lines[0] == lines[1] and lines[2] == lines[3]
+    if log_format == "text":
+        assert lines[0].endswith("[INFO] [0123456789abcdef0123456789abcdef] "
+                                 "POST /v2/models/{name}/infer 200 1.23 ms 3 rows")
+        assert lines[2].endswith("[INFO] GET /x 503 2000.00 ms - rows")
+    else:
+        first = json.loads(lines[0])
+        assert first["time"] == "2026-01-01T00:00:00.250+00:00"
+        assert {k: first[k] for k in ("level", "logger", "predict_id", "method", "route", "status",
+                                      "duration_ms", "rows", "request_id")} == {
+            "level": "INFO", "logger": "core.access", "predict_id": "0123456789abcdef0123456789abcdef",
+            "method": "POST", "route": "/v2/models/{name}/infer", "status": 200, "duration_ms": 1.234,
+            "rows": 3, "request_id": "client-id"}
