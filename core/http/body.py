@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from core.errors import BodyTooLarge, InvalidRequestBody, RequestError, RequestTimeout
+from core.http.headers import RequestHeaders
 from core.validation import parse_json
 
 __all__ = ["ClientGone", "UnsupportedMediaType", "check_content_type", "parse_json", "read_body"]
@@ -44,14 +45,6 @@ class UnsupportedMediaType(RequestError):
 
     status_code = 415
     type = "unsupported_media_type"
-
-
-def header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
-    """The first value of the request header ``name`` (lower case), or None."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
 
 
 def media_type(value: bytes | None) -> str | None:
@@ -78,9 +71,9 @@ def takes(accepts: tuple[str, ...], kind: str | None) -> bool:
     return kind.endswith("+json") and kind.startswith("application/") and "application/json" in accepts
 
 
-def check_content_type(scope: MutableMapping[str, Any], accepts: tuple[str, ...]) -> None:
-    """Raise 415 unless the request's ``Content-Type`` is one of ``accepts``."""
-    kind = media_type(header(scope, b"content-type"))
+def check_content_type(content_type: bytes | None, accepts: tuple[str, ...]) -> None:
+    """Raise 415 unless ``content_type`` (the request's header, raw) is one of ``accepts``."""
+    kind = media_type(content_type)
     if not takes(accepts, kind):
         shown = ", ".join(a for a in accepts if a) or "none"
         got = f"Content-Type {kind!r}" if kind else "no Content-Type"
@@ -109,8 +102,9 @@ def too_large(limit: int, what: str = "the body") -> BodyTooLarge:
     return BodyTooLarge(f"{what} is over the limit (max_body_size) of {limit} bytes")
 
 
-async def read_body(scope: MutableMapping[str, Any], receive: Receive, limit: int) -> bytes:
-    """The whole body of the request in ``scope``, decoded, at most ``limit`` bytes.
+async def read_body(receive: Receive, limit: int, headers: RequestHeaders) -> bytes:
+    """The whole body of the request whose ``headers`` these are, decoded, at most ``limit``
+    bytes.
 
     :raises BodyTooLarge: (413) the body, or what it decompresses to, is over ``limit``.
     :raises UnsupportedMediaType: (415) a ``Content-Encoding`` other than gzip or deflate.
@@ -118,10 +112,10 @@ async def read_body(scope: MutableMapping[str, Any], receive: Receive, limit: in
 
     The time limit is the gate's (it cancels the read at its deadline).
     """
-    length = header(scope, b"content-length")
+    length = headers.content_length
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"the body is {length.decode()} bytes; the limit (max_body_size) is {limit}")
-    decoder = _decoder(header(scope, b"content-encoding"))
+    decoder = _decoder(headers.content_encoding)
     if decoder is None:
         return await _read_plain(receive, limit)
     return await _read_decoded(receive, limit, decoder)

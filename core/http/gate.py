@@ -57,6 +57,7 @@ from core.errors import (
     TooManyRequests,
 )
 from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
+from core.http.headers import RequestHeaders
 from core.http.ids import REQUEST_ID_HEADER, new_predict_id, request_id
 from core.http.parser_process import ParserProcess, ParserProcessError
 from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, HTTPError, dumps
@@ -228,9 +229,10 @@ class Gate:
         finally:
             handle.cancel()
 
-    async def read(self, scope: Scope, receive: Receive, accepts: tuple[str, ...] | None = None) -> bytes:
-        """The request's body: of a ``Content-Type`` in ``accepts`` (None: any), within
-        ``max_body_size`` and ``body_timeout``.
+    async def read(self, headers: RequestHeaders, receive: Receive,
+                   accepts: tuple[str, ...] | None = None) -> bytes:
+        """The body of the request whose ``headers`` these are: of a ``Content-Type`` in
+        ``accepts`` (None: any), within ``max_body_size`` and ``body_timeout``.
 
         An error raised here leaves the rest of the body unread, so its answer closes the
         connection (``Connection: close``): the server cannot read the next request after it.
@@ -238,8 +240,8 @@ class Gate:
         limits = self.limits
         try:
             if accepts is not None:
-                check_content_type(scope, accepts)
-            return await self._bodies.watch(read_body(scope, receive, limits.max_body_size))
+                check_content_type(headers.content_type, accepts)
+            return await self._bodies.watch(read_body(receive, limits.max_body_size, headers))
         except RequestError as error:
             error.headers = {**error.headers, "Connection": "close"}
             raise
@@ -333,12 +335,14 @@ class Admission:
     :ivar status: the status of the answer sent (``499`` until one is).
     """
 
-    __slots__ = ("_request", "body", "gate", "predict_id", "receive", "request_id", "rows", "scope",
-                 "status")
+    __slots__ = ("_request", "body", "gate", "headers", "predict_id", "receive", "request_id", "rows",
+                 "scope", "status")
 
     def __init__(self, gate: Gate, scope: Scope, receive: Receive, predict_id: str,
-                 request_id: str | None = None) -> None:
+                 request_id: str | None = None, headers: RequestHeaders | None = None) -> None:
         self.gate = gate
+        #: The headers the gate reads (:class:`core.http.headers.RequestHeaders`).
+        self.headers = headers if headers is not None else RequestHeaders(scope)
         self.scope = scope
         self.receive = receive
         self.predict_id = predict_id
@@ -411,13 +415,14 @@ class GatedEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         gate = self.gate
+        headers = RequestHeaders(scope)
         refusal: RequestError | None = None
         try:
-            client_id = request_id(scope)
+            client_id = request_id(headers.request_id)
         except RequestError as error:
             client_id, refusal = None, error
         predict_id = client_id if client_id is not None and gate.request_ids else new_predict_id()
-        admission = Admission(gate, scope, receive, predict_id, client_id)
+        admission = Admission(gate, scope, receive, predict_id, client_id, headers)
         token = PREDICT_ID.set(predict_id)
         metrics = gate.metrics
         if metrics is not None:
@@ -496,7 +501,7 @@ class GatedEndpoint:
         if not gate.accepting:
             raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
         if scope["method"] in BODY_METHODS:
-            admission.body = await gate.read(scope, admission.receive, self.accepts)
+            admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
         if not self.predicts:
             return await self._handle(admission)
         gate.take()

@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import MutableMapping
-from typing import Any
 
 from core.errors import RequestError
 
@@ -26,7 +24,6 @@ MAX_REQUEST_ID = 128
 REQUEST_ID_RULE = (f"1 to {MAX_REQUEST_ID} characters, each a letter, a digit or one of - _ . : / + = "
                    "(a UUID, a hex or base64 id)")
 _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_REQUEST_ID}}}")
-_HEADER = REQUEST_ID_HEADER.lower().encode()
 
 
 class InvalidRequestId(RequestError):
@@ -37,20 +34,19 @@ class InvalidRequestId(RequestError):
     type = "invalid_request_id"
 
 
-def request_id(scope: MutableMapping[str, Any]) -> str | None:
-    """The client's ``X-Request-Id``, or None.
+def request_id(value: bytes | None) -> str | None:
+    """The client's ``X-Request-Id`` (the header's raw ``value``), or None.
 
     :raises InvalidRequestId: it does not follow :data:`REQUEST_ID_RULE`.
     """
-    for name, value in scope["headers"]:
-        if name == _HEADER:
-            text = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(text) is None:
-                got = f"{len(text)} characters" if len(text) > MAX_REQUEST_ID or not text else repr(text)
-                raise InvalidRequestId(f"{REQUEST_ID_HEADER} must be {REQUEST_ID_RULE}; got {got}",
-                                       loc=["header", REQUEST_ID_HEADER.lower()])
-            return text
-    return None
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    if _REQUEST_ID.fullmatch(text) is None:
+        got = f"{len(text)} characters" if len(text) > MAX_REQUEST_ID or not text else repr(text)
+        raise InvalidRequestId(f"{REQUEST_ID_HEADER} must be {REQUEST_ID_RULE}; got {got}",
+                               loc=["header", REQUEST_ID_HEADER.lower()])
+    return text
 
 
 class PredictIds:
