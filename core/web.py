@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -428,7 +428,8 @@ def _tracer(plugins: Plugins, service: Service) -> Tracer | None:
     returning one is a :class:`ConfigError` naming both."""
     found: list[tuple[str, Tracer]] = []
     for impl in plugins.hook.register_tracer.get_hookimpls():
-        tracer = impl.function(**{name: service for name in impl.argnames if name == "service"})
+        tracer = cast("Tracer | None", impl.function(**{name: service for name in impl.argnames
+                                                         if name == "service"}))
         if tracer is not None:
             found.append((impl.plugin_name, tracer))
     if len(found) > 1:
