@@ -433,9 +433,9 @@ def _tracer(plugins: Plugins, service: Service) -> Tracer | None:
         if tracer is not None:
             found.append((impl.plugin_name, tracer))
     if len(found) > 1:
-        names = ", ".join(sorted(name for name, _ in found))
-        raise ConfigError(f"more than one plugin traces requests ({names}); keep one: uninstall the "
-                          f"others, or choose the plugins to load with CORE_LOAD_PLUGINS")
+        names = ", ".join(sorted(plugins.describe(name) for name, _ in found))
+        raise ConfigError(f"more than one plugin traces requests: {names}; keep one (uninstall the "
+                          f"others, or choose the plugins to load with CORE_LOAD_PLUGINS)")
     return found[0][1] if found else None
 
 
