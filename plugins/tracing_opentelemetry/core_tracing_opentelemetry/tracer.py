@@ -17,11 +17,12 @@ class RequestSpan:
     handled it is the current span of the request's task, so spans the model makes with the
     OpenTelemetry API, where the request's context reaches, are its children."""
 
-    __slots__ = ("_context", "_token", "_tracer", "span", "trace_id")
+    __slots__ = ("_context", "_recording", "_token", "_tracer", "span", "trace_id")
 
     def __init__(self, tracer: trace.Tracer, span: trace.Span) -> None:
         self._tracer = tracer
         self.span = span
+        self._recording = span.is_recording()  # False: sampled out, so are its children
         self.trace_id = format(span.get_span_context().trace_id, "032x")
         self._context = trace.set_span_in_context(span)
         self._token: Any = context.attach(self._context)
@@ -29,6 +30,8 @@ class RequestSpan:
     def phase(self, name: str, start_ns: int, end_ns: int,
               attributes: Mapping[str, Any] | None = None) -> None:
         """A child span ``name`` from ``start_ns`` to ``end_ns`` (thread-safe)."""
+        if not self._recording:
+            return
         self._tracer.start_span(name, self._context, start_time=start_ns,
                                 attributes=attributes).end(end_time=end_ns)
 
