@@ -83,7 +83,7 @@ def _exporter(name: str) -> type:
         raise ConfigError(f"OTEL_TRACES_EXPORTER names {name!r}, but no installed package "
                           f"provides it: {hint}; 'console' needs nothing more")
     try:
-        return found[0].load()  # type: ignore[no-any-return]
+        return found[0].load()
     except ImportError as error:
         raise ConfigError(f"the {name!r} span exporter (OTEL_TRACES_EXPORTER) cannot be "
                           f"imported: {error}") from None
