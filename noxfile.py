@@ -41,6 +41,7 @@ TEST_NEEDS: dict[str, list[str]] = {
                     "transformer_pandas"],
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
+    "tracing_opentelemetry": ["storage_memory"],
 }
 
 

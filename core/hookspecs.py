@@ -15,6 +15,7 @@ The order in which they fire during a server's life::
       register_routes        -> extra HTTP routes
       extend_openapi         -> their OpenAPI paths and schemas
       register_metrics       <- a prometheus_client registry   plugins add metrics (metrics = true)
+      register_tracer        -> Tracer | None         a plugin traces each request (core.tracing)
     each request to a prediction route (POST /predict, a plugin's), behind the admission gate
       transformer_to_model   -> model-format value    once per predict argument
       architecture_predict   -> awaitable result      the architecture runs the model
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
     from core.config import Config
     from core.http import Service
+    from core.tracing import Tracer
 
 PROJECT = "core"
 
@@ -247,6 +249,29 @@ def register_metrics(registry: CollectorRegistry, service: Service) -> None:
         see prometheus_client's documentation); counters and histograms need nothing more.
         Prefix the names with your plugin's name: ``core_`` is core's.
     :param service: the served model (see :func:`register_routes`).
+    """
+
+
+@hookspec
+def register_tracer(service: Service) -> Tracer | None:
+    """Trace the requests of ``service``: return a :class:`core.tracing.Tracer`, or ``None``.
+
+    Called each time the web app is built (``up.web.load()``), after :func:`register_metrics`,
+    in every worker process. The admission gate then calls ``tracer.start(...)`` when each
+    request to a prediction route arrives (core's ``POST /predict``, a plugin's gated routes),
+    the architecture and the gate record the request's phases (``read``, ``validate``,
+    ``queue``, ``predict``, ``respond``) on the :class:`core.tracing.RequestTrace` it returns,
+    and the gate ends it with the status answered; while the request is handled,
+    :data:`core.tracing.TRACE` holds it and every log line carries its ``trace_id``. See
+    :mod:`core.tracing` for the protocol and when each phase is recorded.
+
+    With no plugin returning a tracer, core does no tracing work at all. At most one plugin
+    may return one: two are a start-up error naming both (uninstall one, or disable one with
+    ``CORE_LOAD_PLUGINS``).
+
+    :param service: the served model (see :func:`register_routes`): ``service.name`` is a
+        good default for the traced service's name.
+    :return: the tracer, or ``None`` to leave this service untraced.
     """
 
 

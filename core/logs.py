@@ -7,11 +7,15 @@ and the access line.
   plugin's, the model's own ``logging`` calls) carries its id. :class:`RequestContext` puts it
   on each record as ``record.predict_id`` (``None`` outside a request); add it to a handler of
   your own to use ``%(predict_id)s`` in its format.
+* **The trace id.** With a tracing plugin (:mod:`core.tracing`), the gate also sets
+  :data:`TRACE_ID` for a request; :class:`RequestContext` puts it on each record as
+  ``record.trace_id`` (``None`` without one), the ``json`` format writes it as ``trace_id`` and
+  the ``text`` format as ``[<predict id> trace=<trace id>]``, so a log line leads to its trace.
 * **The format** (``log_format``): ``text`` is hypercorn's own,
   ``[2026-01-31 12:00:00 +0000] [4242] [INFO] message``, with ``[<predict id>]`` after the
-  level on the lines of a request; ``json`` writes every line as one JSON object (``time``,
-  ``level``, ``logger``, ``process``, ``message``, ``predict_id``, ``traceback``, and the
-  access line's fields).
+  level on the lines of a request (``[<predict id> trace=<trace id>]`` on a traced one);
+  ``json`` writes every line as one JSON object (``time``, ``level``, ``logger``, ``process``,
+  ``message``, ``predict_id``, ``trace_id``, ``traceback``, and the access line's fields).
 * **Whose lines.** :func:`configure_logging` gives the root logger one handler on stderr,
   unless the application hosting core configured logging already: core's lines, the model's
   and hypercorn's all go through it. hypercorn's loggers (``hypercorn.error`` and, when
@@ -37,6 +41,10 @@ import orjson
 #: The predict id of the request being handled (None outside a request). In ``batching``, a
 #: model call serves several requests: its lines carry their ids joined by commas.
 PREDICT_ID: ContextVar[str | None] = ContextVar("core_predict_id", default=None)
+#: The trace id (32 hex digits) of the request being handled, when a tracing plugin traces it
+#: (:mod:`core.tracing`); None otherwise. In ``batching``, a model call's lines carry the trace
+#: ids of its requests joined by commas.
+TRACE_ID: ContextVar[str | None] = ContextVar("core_trace_id", default=None)
 
 #: What ``log_format`` takes.
 LOG_FORMATS = ("text", "json")
@@ -57,12 +65,14 @@ def current_predict_id() -> str | None:
 
 class RequestContext(logging.Filter):
     """A handler filter: ``record.predict_id`` is the id of the request the line was logged
-    for (None outside a request). Lines are formatted in the thread that logged them, where
-    the request's context is."""
+    for (None outside a request), ``record.trace_id`` its trace id (None when it is not
+    traced). Lines are formatted in the thread that logged them, where the request's context
+    is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "predict_id"):
             record.predict_id = PREDICT_ID.get()
+            record.trace_id = TRACE_ID.get()
         return True
 
 
@@ -71,7 +81,8 @@ REQUEST_CONTEXT = RequestContext()
 
 class TextFormatter(logging.Formatter):
     """hypercorn's format, ``[date] [pid] [LEVEL] message``, with ``[<predict id>]`` before
-    the message on the lines of a request; a traceback follows on the next lines."""
+    the message on the lines of a request (``[<predict id> trace=<trace id>]`` on a traced
+    one); a traceback follows on the next lines."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT, DATE_FORMAT)
@@ -91,17 +102,24 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return self.line(record.asctime, record.process, record.levelname,
-                         getattr(record, "predict_id", None), record.message)
+                         getattr(record, "predict_id", None), record.message,
+                         getattr(record, "trace_id", None))
 
     @staticmethod
-    def line(date: str, process: int | None, level: str, predict_id: str | None, message: str) -> str:
+    def line(date: str, process: int | None, level: str, predict_id: str | None, message: str,
+             trace_id: str | None = None) -> str:
         head = f"{date} [{process}] [{level}] "
-        return f"{head}[{predict_id}] {message}" if predict_id else head + message
+        if not predict_id:
+            return head + message
+        if trace_id:
+            return f"{head}[{predict_id} trace={trace_id}] {message}"
+        return f"{head}[{predict_id}] {message}"
 
 
 class JSONFormatter(logging.Formatter):
     """Each line as one JSON object: ``time`` (ISO 8601, UTC), ``level``, ``logger``,
-    ``process``, ``message``; ``predict_id`` on the lines of a request; ``traceback`` for an
+    ``process``, ``message``; ``predict_id`` on the lines of a request and ``trace_id`` on those
+    of a traced one; ``traceback`` for an
     error logged with one; the access line's fields (``method``, ``route``, ``status``,
     ``duration_ms``, ``rows``, ``request_id``)."""
 
@@ -109,7 +127,8 @@ class JSONFormatter(logging.Formatter):
         access = getattr(record, "access", None)
         entry = self.entry(record.created, record.levelname, record.name, record.process,
                            record.getMessage(), getattr(record, "predict_id", None),
-                           access if isinstance(access, dict) else None)
+                           access if isinstance(access, dict) else None,
+                           getattr(record, "trace_id", None))
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -120,7 +139,8 @@ class JSONFormatter(logging.Formatter):
 
     @staticmethod
     def entry(created: float, level: str, logger: str, process: int | None, message: str,
-              predict_id: str | None, fields: dict[str, Any] | None) -> dict[str, Any]:
+              predict_id: str | None, fields: dict[str, Any] | None,
+              trace_id: str | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": level,
@@ -130,6 +150,8 @@ class JSONFormatter(logging.Formatter):
         }
         if predict_id:
             entry["predict_id"] = predict_id
+        if trace_id:
+            entry["trace_id"] = trace_id
         if fields is not None:
             entry.update(fields)
         return entry
@@ -223,16 +245,17 @@ def log_access(method: str, route: str, status: int, seconds: float, rows: int |
     if handler is not None:
         created = time.time()
         predict_id = PREDICT_ID.get()
+        trace_id = TRACE_ID.get()
         formatter = handler.formatter
         if isinstance(formatter, TextFormatter):
-            line = formatter.line(formatter.date(created), _pid(), "INFO", predict_id, message)
+            line = formatter.line(formatter.date(created), _pid(), "INFO", predict_id, message, trace_id)
         else:
             fields: dict[str, Any] = {"method": method, "route": route, "status": status,
                                       "duration_ms": milliseconds, "rows": rows}
             if request_id is not None:
                 fields["request_id"] = request_id
             line = orjson.dumps(JSONFormatter.entry(created, "INFO", access_logger.name, _pid(), message,
-                                                    predict_id, fields), default=str).decode()
+                                                    predict_id, fields, trace_id), default=str).decode()
         with handler.lock:  # type: ignore[union-attr]  # a handler's lock, made in its __init__
             stream = handler.stream
             stream.write(line + handler.terminator)

@@ -191,6 +191,11 @@ class Plugins:
         self.architectures: Registry[Architecture] = Registry("architecture", Architecture, "mode")
         self._fill_registries()
 
+    def describe(self, plugin_name: str) -> str:
+        """``plugin 'name' (distribution dist)`` (without a distribution: one registered in code),
+        for messages."""
+        return _who(plugin_name, self._distributions.get(plugin_name, (None, None))[0])
+
     def overridden(self, hook_name: str) -> bool:
         """Whether a plugin other than ``core.builtin`` implements or wraps ``hook_name``.
 

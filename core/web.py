@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from core import openapi, pymlup_wire
 from core.components import Architecture, Deferred
-from core.errors import CoreError, InternalError, RequestError, ValidationError, WebAppLoadError
+from core.errors import ConfigError, CoreError, InternalError, RequestError, ValidationError, WebAppLoadError
 from core.http import (
     CORE_ERRORS,
     PREDICT_ID_HEADER,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from core.metrics import Metrics
     from core.ml import ML
     from core.plugins import Plugins
+    from core.tracing import Tracer
 
 
 class Owner(Protocol):
@@ -130,6 +131,7 @@ class Web:
             if isinstance(getattr(type(architecture), "queue_depth", None), property):
                 metrics.watch_queue(lambda: architecture.queue_depth)  # type: ignore[attr-defined]
             plugins.hook.register_metrics(registry=metrics.registry, service=service)
+        gate.tracer = _tracer(plugins, service)
         wire = conf.pymlup_wire_format  # pymlup's answers (core.pymlup_wire)
         routes: list[BaseRoute] = [  # /predict first: Starlette tries routes in order
             gate.route("/predict", self._predict_pymlup, errors=pymlup_wire.PYMLUP_ERRORS) if wire
@@ -419,6 +421,22 @@ class Web:
         self._server_thread.join(shutdown_timeout or self.up.conf.timeout_for_shutdown_daemon + 5)
         self._server_thread = None
         self._server_loop = None
+
+
+def _tracer(plugins: Plugins, service: Service) -> Tracer | None:
+    """The tracer a ``register_tracer`` plugin returns for ``service``, or None; two plugins
+    returning one is a :class:`ConfigError` naming both."""
+    found: list[tuple[str, Tracer]] = []
+    for impl in plugins.hook.register_tracer.get_hookimpls():
+        tracer = cast("Tracer | None", impl.function(**{name: service for name in impl.argnames
+                                                         if name == "service"}))
+        if tracer is not None:
+            found.append((impl.plugin_name, tracer))
+    if len(found) > 1:
+        names = ", ".join(sorted(plugins.describe(name) for name, _ in found))
+        raise ConfigError(f"more than one plugin traces requests: {names}; keep one (uninstall the "
+                          f"others, or choose the plugins to load with CORE_LOAD_PLUGINS)")
+    return found[0][1] if found else None
 
 
 # The names earlier versions exported from here, for code that imports them.

@@ -16,13 +16,20 @@ value. A result whose length is not the batch's row count fails that batch with 
 message rather than misaligning rows. A request larger than ``max_batch_size`` runs as its own
 call; an empty one is answered ``[]`` without calling the model. A model error fails the
 requests of that batch alone.
+
+Each traced request (:mod:`core.tracing`) records its ``queue`` phase (until its batch's model
+call began) and a ``predict`` phase for that call, with the batch's request and row counts
+(``core.batch.requests``, ``core.batch.rows``); the batch's log lines carry the trace ids of its
+requests, joined by commas.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -32,7 +39,8 @@ import orjson
 from core.architectures.queued import Job, QueuedArchitecture, queue_full
 from core.components import ModelHost
 from core.errors import PredictError, PredictTimeout, RequestError
-from core.logs import PREDICT_ID
+from core.logs import PREDICT_ID, TRACE_ID
+from core.tracing import AttributeValue
 
 logger = logging.getLogger("core")
 
@@ -164,7 +172,11 @@ class Batching(QueuedArchitecture):
             batch = self._take(group)
             if batch:
                 self._running += 1
-                task = asyncio.get_running_loop().create_task(self._run(batch))
+                create_task = asyncio.get_running_loop().create_task
+                if batch[0].trace is None:
+                    task = create_task(self._run(batch))
+                else:  # traced: in a context of its own, where no one request's trace is current
+                    task = contextvars.Context().run(create_task, self._run(batch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -222,8 +234,12 @@ class Batching(QueuedArchitecture):
             self._observe_rows(rows)
         # this task's own context: the batch's log lines carry the ids of all its requests
         PREDICT_ID.set(",".join(job.predict_id for job in batch))
+        call = self._predict_batch
+        if batch[0].trace is not None:
+            TRACE_ID.set(",".join(job.trace.trace_id for job in batch if job.trace is not None))
+            call = self._predict_batch_traced
         # in the thread pool, or inline when batches of this size are quick
-        running = self.host.runner.run(lambda: self._predict_batch(batch), ("batch", rows.bit_length()))
+        running = self.host.runner.run(lambda: call(batch), ("batch", rows.bit_length()))
         try:
             if self.predict_timeout is None:
                 outcomes = await running
@@ -240,6 +256,22 @@ class Batching(QueuedArchitecture):
         for job, outcome in zip(batch, outcomes):
             job.resolve(outcome)
         self._dispatch()
+
+    def _predict_batch_traced(self, batch: list[Job]) -> list[Any]:
+        """:meth:`_predict_batch`, recording each traced request's ``queue`` and ``predict``
+        phases."""
+        started = time.time_ns()
+        try:
+            return self._predict_batch(batch)
+        finally:
+            ended = time.time_ns()
+            attributes: dict[str, AttributeValue] = {
+                "core.architecture": self.host.conf.mode, "core.batch.requests": len(batch),
+                "core.batch.rows": sum(job.rows for job in batch)}
+            for job in batch:
+                if job.trace is not None:
+                    job.trace.phase("queue", job.queued_ns, started)
+                    job.trace.phase("predict", started, ended, attributes)
 
     def _predict_batch(self, batch: list[Job]) -> list[Any]:
         """In the worker thread: transform, merge, call the model once, split, transform back."""

@@ -5,13 +5,17 @@ stays free to answer ``/health`` and ``/info``; more wait for a free slot. Predi
 be quicker than the hand-off to a thread (``max_inline_predict_ms``) run on the event loop
 instead, under a timer that moves a stalled one to the pool (:mod:`core.runner`). There is no
 global lock: models that are not thread-safe should set ``max_thread_loop_workers = 1``.
+
+A traced request (:mod:`core.tracing`) records its ``predict`` phase around the call.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from core.components import Architecture, ModelHost
+from core.tracing import TRACE
 
 
 class DirectlyToPredict(Architecture):
@@ -23,8 +27,15 @@ class DirectlyToPredict(Architecture):
 
     async def predict(self, data: dict[str, Any], predict_id: str) -> Any:
         self.in_flight += 1
+        trace = TRACE.get()
         try:
-            return await self.host.run(data)
+            if trace is None:
+                return await self.host.run(data)
+            started = time.time_ns()
+            try:
+                return await self.host.run(data)
+            finally:
+                trace.phase("predict", started, time.time_ns(), {"core.architecture": self.host.conf.mode})
         finally:
             self.in_flight -= 1
 

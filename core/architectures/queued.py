@@ -6,6 +6,10 @@ Every request becomes a :class:`Job` whose ``future`` the worker resolves on the
 the request awaits that future, so nothing polls. A request whose task is cancelled (its
 ``predict_timeout`` ran out, or the server gave up on it) cancels its future, and workers skip
 cancelled jobs.
+
+A request traced by a tracing plugin (:mod:`core.tracing`) hands its trace to its job
+(:attr:`Job.trace`, taken in the request's task), and the worker records its ``queue`` and
+``predict`` phases from wherever it runs the job.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import abc
 import asyncio
 import logging
 import os
-from typing import Any, ClassVar
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.components import Architecture, Deferred, ModelHost
 from core.errors import (
@@ -25,6 +30,10 @@ from core.errors import (
     RequestTimeout,
     ServiceUnavailable,
 )
+from core.tracing import TRACE
+
+if TYPE_CHECKING:
+    from core.tracing import RequestTrace
 
 logger = logging.getLogger("core")
 
@@ -36,11 +45,16 @@ class Job:
     """One request waiting for, or being run by, a worker."""
 
     __slots__ = ("abandoned", "answered", "arrived", "data", "finished", "future", "predict_id",
-                 "rows", "running")
+                 "queued_ns", "rows", "running", "trace")
 
     def __init__(self, data: dict[str, Any], predict_id: str, future: asyncio.Future[Any],
-                 arrived: float, rows: int = 0) -> None:
+                 arrived: float, rows: int = 0, trace: RequestTrace | None = None) -> None:
         self.data = data
+        #: The request's trace (:mod:`core.tracing`), or None; with one, :attr:`queued_ns` is
+        #: when the job was made (epoch nanoseconds).
+        self.trace = trace
+        if trace is not None:
+            self.queued_ns = time.time_ns()
         self.predict_id = predict_id
         self.future = future
         self.arrived = arrived
@@ -214,8 +228,7 @@ class QueuedArchitecture(Architecture):
 
     def _new_job(self, data: dict[str, Any], predict_id: str) -> Job:
         assert self._loop is not None, "the architecture is not started"
-        job = Job(data, predict_id, self._loop.create_future(), self._loop.time())
-        return job
+        return Job(data, predict_id, self._loop.create_future(), self._loop.time(), trace=TRACE.get())
 
     def _track(self, job: Job) -> None:
         self._outstanding.add(job)

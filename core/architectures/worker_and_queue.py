@@ -19,19 +19,23 @@ taking another job. The runner counts it as stuck until then.
 
 With ``is_long_predict = true``, ``POST /predict`` answers 202 with the predict id at once and
 ``GET /get-predict/{predict_id}`` returns the result (see :class:`ResultStore`).
+
+A traced request (:mod:`core.tracing`) records its ``queue`` and ``predict`` phases where its
+job runs; in a worker thread the model's log lines carry its trace id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from functools import partial
 from typing import Any
 
 from core.architectures.queued import Job, QueuedArchitecture, queue_full
 from core.components import ModelHost
-from core.logs import PREDICT_ID
+from core.logs import PREDICT_ID, TRACE_ID
 from core.runner import InlineStall, PredictRunner, timed
 
 
@@ -69,6 +73,7 @@ class WorkerAndQueue(QueuedArchitecture):
             self._start_worker(job)
             return
         # Quick (or use_thread_loop = false): run it in this slot, on the event loop.
+        started = 0 if job.trace is None else time.time_ns()
         try:
             outcome: Any = runner.call_inline(partial(self.host.predict_sync, job.data), kind)
         except InlineStall:  # interrupted: run it again, in a worker thread
@@ -76,6 +81,8 @@ class WorkerAndQueue(QueuedArchitecture):
             return
         except Exception as error:  # handed to the request, answered there
             outcome = error
+        if job.trace is not None:
+            self._traced(job, started)
         job.resolve(outcome)
         with self._lock:
             following = self._queue.popleft() if self._queue else None
@@ -105,12 +112,18 @@ class WorkerAndQueue(QueuedArchitecture):
                 kind = PredictRunner.kind(job.data, self._rows_name)
                 wall = cpu = 0.0
                 token = PREDICT_ID.set(job.predict_id)  # the model's log lines carry the job's id
+                if job.trace is not None:
+                    started = time.time_ns()
+                    trace_token = TRACE_ID.set(job.trace.trace_id)
                 try:
                     outcome, wall, cpu = timed(partial(host.predict_sync, job.data))
                 except Exception as error:  # handed to the request, answered there
                     outcome, kind = error, None
                 finally:
                     PREDICT_ID.reset(token)
+                    if job.trace is not None:
+                        TRACE_ID.reset(trace_token)
+                        self._traced(job, started)
                 with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                     loop.call_soon_threadsafe(self._finished, job, outcome, kind, wall, cpu)
             with self._lock:
@@ -122,6 +135,13 @@ class WorkerAndQueue(QueuedArchitecture):
                 else:
                     self.in_flight -= 1
                     job = None
+
+    def _traced(self, job: Job, started: int) -> None:
+        """Record the ``queue`` and ``predict`` phases of a traced job whose model call began
+        at ``started`` and ended now."""
+        assert job.trace is not None
+        job.trace.phase("queue", job.queued_ns, started)
+        job.trace.phase("predict", started, time.time_ns(), {"core.architecture": self.host.conf.mode})
 
     def _abandon(self, job: Job) -> None:
         """On the loop, when a job's request is done: if it was given up (cancelled) while a

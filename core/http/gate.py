@@ -28,6 +28,10 @@ gate, in this order:
 While the server drains (after SIGTERM) every answer carries ``Connection: close``, so a client
 does not send another request on a connection that is about to close.
 
+With a tracing plugin (:mod:`core.tracing`, :attr:`Gate.tracer`), the gate starts the
+request's trace when it arrives, records its ``read``, ``validate`` and ``respond`` phases and
+ends it with the status answered; without one it does no tracing work at all.
+
 Once the request is answered, the gate counts it (:mod:`core.metrics`: ``core_requests_total``,
 ``core_request_duration_seconds``, ``core_predict_rows``, ``core_rejected_total``, with the
 route's path template as ``route``) and writes its access line (:func:`core.logs.log_access`).
@@ -61,10 +65,14 @@ from core.http.headers import RequestHeaders
 from core.http.ids import REQUEST_ID_HEADER, new_predict_id, request_id
 from core.http.parser_process import ParserProcess, ParserProcessError
 from core.http.responses import CORE_ERRORS, JSON_TYPE, PREDICT_ID_HEADER, ErrorFormat, HTTPError, dumps
-from core.logs import PREDICT_ID, log_access
+from core.logs import PREDICT_ID, TRACE_ID, log_access
+from core.tracing import TRACE
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from core.metrics import Metrics, RouteMetrics
+    from core.tracing import RequestTrace, Tracer
 
 logger = logging.getLogger("core")
 
@@ -133,6 +141,8 @@ class Gate:
         self.accepting = True
         #: Requests answered 503 because the server shut down before they finished.
         self.cancelled = 0
+        #: Traces each request (a ``register_tracer`` plugin, :mod:`core.tracing`); None: no tracing.
+        self.tracer: Tracer | None = None
         self._parser = ParserProcess()
         self._bodies = BodyDeadlines(limits.body_timeout)
 
@@ -333,10 +343,11 @@ class Admission:
     :ivar scope: the ASGI scope.
     :ivar rows: the rows :meth:`predict` was given (None before, or without a rows argument).
     :ivar status: the status of the answer sent (``499`` until one is).
+    :ivar trace: the request's trace (:mod:`core.tracing`), or None.
     """
 
-    __slots__ = ("_request", "body", "gate", "headers", "predict_id", "receive", "request_id", "rows",
-                 "scope", "status")
+    __slots__ = ("_request", "body", "gate", "headers", "phase_ns", "predict_id", "receive", "request_id",
+                 "rows", "scope", "status", "trace")
 
     def __init__(self, gate: Gate, scope: Scope, receive: Receive, predict_id: str,
                  request_id: str | None = None, headers: RequestHeaders | None = None) -> None:
@@ -351,6 +362,9 @@ class Admission:
         self.rows: int | None = None
         self.status = CLIENT_GONE
         self._request: Request | None = None
+        self.trace: RequestTrace | None = None
+        #: (traced only) when the last phase the gate recorded ended.
+        self.phase_ns: int
 
     @property
     def request(self) -> Request:
@@ -389,6 +403,8 @@ class Admission:
         gate = self.gate
         gate.check_rows(data)
         self.rows = gate._row_count(data)
+        if self.trace is not None:
+            self.phase_ns = _phase(self.trace, "validate", self.phase_ns)
         pending = gate._predict(data, self.predict_id)
         timeout = gate.limits.predict_timeout
         if timeout is None:
@@ -424,6 +440,7 @@ class GatedEndpoint:
         predict_id = client_id if client_id is not None and gate.request_ids else new_predict_id()
         admission = Admission(gate, scope, receive, predict_id, client_id, headers)
         token = PREDICT_ID.set(predict_id)
+        traced = None if gate.tracer is None else self._start_trace(gate.tracer, admission)
         metrics = gate.metrics
         if metrics is not None:
             metrics.in_flight_now += 1
@@ -437,7 +454,33 @@ class GatedEndpoint:
             if metrics is not None:
                 metrics.in_flight_now -= 1
             self._report(admission, time.perf_counter() - started)
+            if traced is not None:
+                self._end_trace(admission, traced)
             PREDICT_ID.reset(token)
+
+    def _start_trace(self, tracer: Tracer, admission: Admission) -> tuple[Token[Any], Token[Any]] | None:
+        """Begin the request's trace and make it the current one (:data:`core.tracing.TRACE`)."""
+        scope = admission.scope
+        now = time.time_ns()
+        try:
+            trace = tracer.start(scope["method"], self.route or self._find_route(scope),
+                                 admission.predict_id, scope["headers"], now)
+        except Exception:  # a tracer's bug does not fail the request
+            logger.exception("the tracer failed to start the trace of predict id %s", admission.predict_id)
+            return None
+        admission.trace = trace
+        admission.phase_ns = now
+        return TRACE.set(trace), TRACE_ID.set(trace.trace_id)
+
+    @staticmethod
+    def _end_trace(admission: Admission, tokens: tuple[Token[Any], Token[Any]]) -> None:
+        assert admission.trace is not None
+        try:
+            admission.trace.end(admission.status, time.time_ns())
+        except Exception:
+            logger.exception("the tracer failed to end the trace of predict id %s", admission.predict_id)
+        TRACE_ID.reset(tokens[1])
+        TRACE.reset(tokens[0])
 
     async def _serve(self, send: Send, admission: Admission) -> None:
         scope = admission.scope
@@ -501,7 +544,13 @@ class GatedEndpoint:
         if not gate.accepting:
             raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
         if scope["method"] in BODY_METHODS:
-            admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
+            if admission.trace is None:
+                admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
+            else:
+                try:
+                    admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
+                finally:  # refused (413, 408...) or not
+                    admission.phase_ns = _phase(admission.trace, "read", admission.phase_ns)
         if not self.predicts:
             return await self._handle(admission)
         gate.take()
@@ -525,7 +574,10 @@ class GatedEndpoint:
             if self.gate.draining:
                 outcome.headers["connection"] = "close"
             admission.status = outcome.status_code
+            began = 0 if admission.trace is None else time.time_ns()
             await outcome(admission.scope, admission.receive, send)
+            if admission.trace is not None:
+                _phase(admission.trace, "respond", began)
             return
         if isinstance(outcome, Deferred):
             await self._write(send, admission, 202, dumps({"predict_id": outcome.predict_id}), (),
@@ -560,8 +612,18 @@ class GatedEndpoint:
         if close:
             headers.append((b"connection", b"close"))
         admission.status = status
+        began = 0 if admission.trace is None else time.time_ns()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if admission.trace is not None:
+            _phase(admission.trace, "respond", began)
+
+
+def _phase(trace: RequestTrace, name: str, start_ns: int) -> int:
+    """Record phase ``name`` of ``trace``, from ``start_ns`` to now; returns now."""
+    now = time.time_ns()
+    trace.phase(name, start_ns, now)
+    return now
 
 
 def _uncancel(task: asyncio.Task[Any] | None) -> None:
