@@ -14,6 +14,10 @@ is the request path (core's app, the model call, orjson; no server, no network).
 
 ``--variant NAME='TOML keys'`` measures the working tree's core again with the benchmark's
 config plus those keys (as ``bench.http_bench`` does): what a setting costs per request.
+``--set 'TOML keys'`` adds keys to every config measured. Pin the model call's path with it
+(``--set 'max_inline_predict_ms = 0'``: always the thread pool): whether a call is promoted
+to the event loop depends on how long it took, and under callgrind everything takes some 50
+times longer, so an unpinned run may take one path in one config and the other in the next.
 
 Needs ``valgrind`` (``apt-get install valgrind``). Each run takes a minute or two: callgrind
 runs Python some 50 times slower.
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", action="append", type=parse_variant, default=[],
                         metavar="NAME='TOML'", help="also measure the working tree's core with "
                         "these config keys added (e.g. off='metrics = false; access_log = false')")
+    parser.add_argument("--set", type=lambda text: parse_variant(f"all={text}")[1], default={},
+                        metavar="'TOML'", help="config keys added to every config measured")
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1])
     parser.add_argument("--small", type=int, default=200, help="requests of the short run")
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, keys in args.variant:
             if name in paths:
                 parser.error(f"--variant {name}: the name is taken")
-            paths[name], settings[name] = paths["core"], keys
+            paths[name], settings[name] = paths["core"], {**args.set, **keys}
         for text in args.revision:
             name, sep, revision = text.partition("=")
             if not sep or not name or not revision or name in paths:
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"|---:|---:|{'---:|' * (2 * len(names) - 1)}")
         for rows in args.rows:
             for concurrency in args.concurrency:
-                counts = {n: per_request(p, args, rows, concurrency, workdir, settings.get(n))
+                counts = {n: per_request(p, args, rows, concurrency, workdir, settings.get(n, args.set))
                           for n, p in paths.items()}
                 ratios = [f"{counts['core'] / counts[n]:.3f}" for n in names[1:]]
                 print(f"| {rows} | {concurrency} | "
