@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from typing import Any, ClassVar
 
 import attrs
@@ -147,12 +149,16 @@ class BinarizerContract:
       predict method: the suite then calls it, and compares the predictions of the model
       read from the file's path and from its bytes;
     * :attr:`predict_method_name` when the model's method is not ``predict``;
-    * :attr:`reads_raw_data` ``= False`` when the binarizer only reads from a path.
+    * :attr:`reads_raw_data` ``= False`` when the binarizer only reads from a path;
+    * :attr:`imported_to_load`: the modules of the framework the binarizer loads models with
+      (``("lightgbm",)``), which a server that serves another format must never import: the
+      suite checks that loading the plugins and detecting a file leave them unimported.
     """
 
     name: ClassVar[str | None] = None
     predict_method_name: ClassVar[str] = "predict"
     reads_raw_data: ClassVar[bool] = True
+    imported_to_load: ClassVar[tuple[str, ...]] = ()
 
     @pytest.fixture
     def binarizer(self) -> Binarizer:
@@ -185,6 +191,32 @@ class BinarizerContract:
         assert callable(method), f"{type(model).__name__} has no {self.predict_method_name}()"
         if predict_input is not None:
             self._predict(model, predict_input)
+
+    def test_loading_the_plugins_and_detecting_import_no_framework(self, model_file: LoadedFile,
+                                                                   tmp_path: Any) -> None:
+        """In a fresh process: load every plugin, ask the binarizer to detect its file, and
+        find none of :attr:`imported_to_load` imported (the framework is imported by
+        ``deserialize``), so that installing the plugin costs a server that serves another
+        format nothing."""
+        if self.name is None:
+            raise NotImplementedError("the test class must set `name`, the name the plugin registers")
+        if model_file.path:
+            file = f"LoadedFile(path={model_file.path!r})"
+        else:  # its bytes, through a file: a command line is too short for a model
+            saved = tmp_path / "model-bytes"
+            saved.write_bytes(bytes(model_file.raw_data or b""))
+            file = f"LoadedFile(raw_data=open({str(saved)!r}, 'rb').read(), name={model_file.name!r})"
+        code = (
+            "import sys\n"
+            "from core.components import LoadedFile\n"
+            "from core.plugins import load_plugins\n"
+            f"score, _ = load_plugins().binarizers.get({self.name!r}).detect({file})\n"
+            "assert score > 0, score\n"
+            f"print(sorted(m for m in {list(self.imported_to_load)!r} if m in sys.modules))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", f"imported before any model was loaded: {done.stdout.strip()}"
 
     def test_detect_recognises_its_file(self, binarizer: Binarizer, model_file: LoadedFile) -> None:
         score, reason = type(binarizer).detect(model_file)

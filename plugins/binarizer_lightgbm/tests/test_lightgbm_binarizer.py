@@ -4,8 +4,6 @@ served model's predictions against LightGBM's own, its settings, its errors and 
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ def load(path: Path, **settings: Any) -> Any:
 
 class TestLightGBMBinarizerContract(BinarizerContract):
     name = "lightgbm"
+    imported_to_load = ("lightgbm",)
 
     @pytest.fixture
     def binarizer(self) -> LightGBMBinarizer:
@@ -368,22 +367,3 @@ def test_detect_other_formats_score_zero(tmp_path: Path, content: bytes) -> None
     assert LightGBMBinarizer.detect(LoadedFile(path=str(path)))[0] == 0.0
     assert LightGBMBinarizer.detect(LoadedFile(raw_data=content, name="model.txt"))[0] == 0.0
 
-
-def test_the_plugin_does_not_import_lightgbm_until_it_loads_a_model(regression: Path) -> None:
-    """Installing the plugin costs a server that serves another format nothing: lightgbm (and
-    the scipy, scikit-learn and pandas it brings, ~120 MB resident) is imported by
-    ``deserialize``, not when core loads the plugins or asks ``auto``'s detection."""
-    path = str(regression)
-    code = (
-        "import sys\n"
-        "from core.components import LoadedFile\n"
-        "from core.plugins import load_plugins\n"
-        "cls = load_plugins().binarizers.get('lightgbm')\n"
-        f"print(cls.detect(LoadedFile(path={path!r}))[0] > 0)\n"
-        "print('lightgbm' in sys.modules)\n"
-        f"cls().deserialize([LoadedFile(path={path!r})])\n"
-        "print('lightgbm' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False", "True"]

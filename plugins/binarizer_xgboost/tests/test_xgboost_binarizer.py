@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ def booster_predict(path: Path, rows: np.ndarray, **kwargs: Any) -> np.ndarray:
 
 class TestXGBoostJsonContract(BinarizerContract):
     name = "xgboost"
+    imported_to_load = ("xgboost",)
 
     @pytest.fixture
     def binarizer(self) -> XGBoostBinarizer:
@@ -353,24 +352,3 @@ def test_detect_other_formats_score_zero(tmp_path: Path, content: bytes, name: s
     assert XGBoostBinarizer.detect(LoadedFile(path=str(path)))[0] == 0.0
     assert XGBoostBinarizer.detect(LoadedFile(raw_data=content, name=name))[0] == 0.0
 
-
-def test_the_plugin_does_not_import_xgboost_until_it_loads_a_model(
-    regression: dict[str, Path],
-) -> None:
-    """Installing the plugin costs a server that serves another format nothing: xgboost (and
-    the scipy, scikit-learn and pandas it brings, ~120 MB resident) is imported by
-    ``deserialize``, not when core loads the plugins or asks ``auto``'s detection."""
-    path = str(regression['json'])
-    code = (
-        "import sys\n"
-        "from core.components import LoadedFile\n"
-        "from core.plugins import load_plugins\n"
-        "cls = load_plugins().binarizers.get('xgboost')\n"
-        f"print(cls.detect(LoadedFile(path={path!r}))[0] > 0)\n"
-        "print('xgboost' in sys.modules)\n"
-        f"cls().deserialize([LoadedFile(path={path!r})])\n"
-        "print('xgboost' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False", "True"]
