@@ -64,14 +64,25 @@ class Model:
         return X
 
 
+#: The model the test serves now, handed over by ``components.ObjectStorage`` (the core's
+#: tests run with no storage plugin).
+SERVED_MODEL: Any = None
+
+
+def serving(model: Any, **settings: Any) -> Config:
+    global SERVED_MODEL
+    SERVED_MODEL = model
+    return Config(host="127.0.0.1", port=free_port(), storage_type="components.ObjectStorage",
+                  storage_kwargs={"spec": f"{__name__}:SERVED_MODEL"}, **settings)
+
+
 @pytest.mark.parametrize(("mode", "phases"), [
     ("directly_to_predict", ["read", "validate", "predict", "respond"]),
     ("worker_and_queue", ["read", "validate", "queue", "predict", "respond"]),
 ])
 def test_the_gate_and_the_architecture_record_the_phases(mode, phases):
     recorder = Recorder()
-    up = UP(ml_model=Model(recorder), conf=Config(host="127.0.0.1", port=free_port(), mode=mode),
-            plugins=load_plugins([recorder], only="memory"))
+    up = UP(conf=serving(Model(recorder), mode=mode), plugins=load_plugins([recorder], entry_points=False))
     up.run_web_app(daemon=True)
     try:
         answer = httpx.post(f"http://127.0.0.1:{up.conf.port}/predict", json={"X": [[1]]})
@@ -97,8 +108,7 @@ def test_the_gate_and_the_architecture_record_the_phases(mode, phases):
 
 def test_two_tracers_are_one_readable_error_naming_both():
     first, second = Recorder(), Recorder()
-    up = UP(ml_model=Model(first), conf=Config(port=free_port()),
-            plugins=load_plugins([first, second], only="memory"))
+    up = UP(conf=serving(Model(first)), plugins=load_plugins([first, second], entry_points=False))
     up.ml.load()
     with pytest.raises(ConfigError) as raised:
         up.web.load()
