@@ -67,11 +67,6 @@ def _check_signature(instance: Any, attribute: attrs.Attribute[Any], value: Any)
         )
 
 
-def one_line(error: BaseException) -> str:
-    """``error``'s message on one line."""
-    return " ".join(str(error).split())
-
-
 @attrs.define(kw_only=True)
 class TensorFlowBinarizer(Binarizer):
     """A Keras model or a TensorFlow SavedModel, returned as a ``TensorFlowModel``.

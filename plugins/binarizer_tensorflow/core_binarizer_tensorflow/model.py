@@ -35,7 +35,7 @@ from core.components import LoadedFile
 from core.errors import ModelLoadError
 
 from core_binarizer_tensorflow import formats
-from core_binarizer_tensorflow.binarizer import one_line
+from core_binarizer_tensorflow.errors import one_line
 from core_binarizer_tensorflow.runtime import tf
 
 #: The TensorFlow dtypes core's tensors can declare (numpy names, and ``string``).
