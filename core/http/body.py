@@ -28,7 +28,7 @@ from core.errors import BodyTooLarge, InvalidRequestBody, RequestError, RequestT
 from core.http.headers import RequestHeaders
 from core.validation import parse_json
 
-__all__ = ["ClientGone", "UnsupportedMediaType", "check_content_type", "parse_json", "read_body"]
+__all__ = ["ClientGone", "MediaTypes", "UnsupportedMediaType", "check_content_type", "parse_json", "read_body"]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -81,6 +81,29 @@ def check_content_type(content_type: bytes | None, accepts: tuple[str, ...]) -> 
                                    loc=["header", "content-type"])
 
 
+class MediaTypes:
+    """The media types a route takes (``accepts``, as for :func:`takes`), and the raw
+    ``Content-Type`` values already found acceptable, so that a request is checked with one
+    set lookup: clients send the same few bytes over and over. At most :attr:`REMEMBERED`
+    values are remembered (a client cannot grow the set without bound); a refused value is
+    never remembered, it is checked again and refused again."""
+
+    __slots__ = ("_taken", "accepts")
+    REMEMBERED = 64
+
+    def __init__(self, accepts: tuple[str, ...]) -> None:
+        self.accepts = accepts
+        self._taken: set[bytes | None] = set()
+
+    def check(self, content_type: bytes | None) -> None:
+        """Raise 415 unless ``content_type`` (the request's header, raw) is taken."""
+        if content_type in self._taken:
+            return
+        check_content_type(content_type, self.accepts)
+        if len(self._taken) < self.REMEMBERED:
+            self._taken.add(content_type)
+
+
 def _decoder(encoding: bytes | None) -> Any:
     """A zlib decompressor for ``Content-Encoding``, None for none; 415 for anything else."""
     if encoding is None:
@@ -115,29 +138,34 @@ async def read_body(receive: Receive, limit: int, headers: RequestHeaders) -> by
     length = headers.content_length
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"the body is {length.decode()} bytes; the limit (max_body_size) is {limit}")
-    decoder = _decoder(headers.content_encoding)
-    if decoder is None:
-        return await _read_plain(receive, limit)
-    return await _read_decoded(receive, limit, decoder)
+    encoding = headers.content_encoding
+    decoder = None if encoding is None else _decoder(encoding)
+    if decoder is not None:
+        return await _read_decoded(receive, limit, decoder)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
+    return await _read_plain(receive, limit, message)
 
 
-async def _read_plain(receive: Receive, limit: int) -> bytes:
+async def _read_plain(receive: Receive, limit: int, message: MutableMapping[str, Any]) -> bytes:
+    """The rest of a body that came in several messages, ``message`` the first."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
-        if not message.get("more_body", False):
-            if not chunks:
-                return chunk  # one message: as it came
-            chunks.append(chunk)
-            return b"".join(chunks)
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = await receive()
 
 
 async def _read_decoded(receive: Receive, limit: int, decoder: Any) -> bytes:

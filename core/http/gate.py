@@ -60,7 +60,7 @@ from core.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
-from core.http.body import ClientGone, Receive, check_content_type, read_body, timed_out
+from core.http.body import ClientGone, MediaTypes, Receive, read_body, timed_out
 from core.http.headers import RequestHeaders
 from core.http.ids import REQUEST_ID_HEADER, new_predict_id, request_id
 from core.http.parser_process import ParserProcess, ParserProcessError
@@ -183,8 +183,8 @@ class Gate:
         :param route: the path template it is mounted at, as metrics and the access line name
             it (default: found from the router at the first request).
         """
-        return GatedEndpoint(self, handler, None if accepts is None else tuple(accepts), errors,
-                             predicts, timeout, route)
+        return GatedEndpoint(self, handler, None if accepts is None else MediaTypes(tuple(accepts)),
+                             errors, predicts, timeout, route)
 
     def route(self, path: str, handler: Handler, *, methods: Sequence[str] = ("POST",),
               name: str | None = None, **options: Any) -> Route:
@@ -240,9 +240,9 @@ class Gate:
             handle.cancel()
 
     async def read(self, headers: RequestHeaders, receive: Receive,
-                   accepts: tuple[str, ...] | None = None) -> bytes:
-        """The body of the request whose ``headers`` these are: of a ``Content-Type`` in
-        ``accepts`` (None: any), within ``max_body_size`` and ``body_timeout``.
+                   accepts: MediaTypes | None = None) -> bytes:
+        """The body of the request whose ``headers`` these are: of a ``Content-Type`` that
+        ``accepts`` takes (None: any), within ``max_body_size`` and ``body_timeout``.
 
         An error raised here leaves the rest of the body unread, so its answer closes the
         connection (``Connection: close``): the server cannot read the next request after it.
@@ -250,7 +250,7 @@ class Gate:
         limits = self.limits
         try:
             if accepts is not None:
-                check_content_type(headers.content_type, accepts)
+                accepts.check(headers.content_type)
             return await self._bodies.watch(read_body(receive, limits.max_body_size, headers))
         except RequestError as error:
             error.headers = {**error.headers, "Connection": "close"}
@@ -416,7 +416,7 @@ class Admission:
 class GatedEndpoint:
     """The ASGI app :meth:`Gate.endpoint` returns (Starlette's ``Route`` mounts it as it is)."""
 
-    def __init__(self, gate: Gate, handler: Handler, accepts: tuple[str, ...] | None,
+    def __init__(self, gate: Gate, handler: Handler, accepts: MediaTypes | None,
                  errors: ErrorFormat, predicts: bool, timeout: float | None,
                  route: str | None = None) -> None:
         self.gate = gate
@@ -433,10 +433,12 @@ class GatedEndpoint:
         gate = self.gate
         headers = RequestHeaders(scope)
         refusal: RequestError | None = None
-        try:
-            client_id = request_id(headers.request_id)
-        except RequestError as error:
-            client_id, refusal = None, error
+        client_id = None
+        if headers.request_id is not None:
+            try:
+                client_id = request_id(headers.request_id)
+            except RequestError as error:
+                refusal = error
         predict_id = client_id if client_id is not None and gate.request_ids else new_predict_id()
         admission = Admission(gate, scope, receive, predict_id, client_id, headers)
         token = PREDICT_ID.set(predict_id)

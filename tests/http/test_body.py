@@ -11,6 +11,8 @@ import pytest
 from hostile import MEMORY_BOUND, MiB, gzip_bomb, streamed
 from serving import object_config
 
+from core.http.body import MediaTypes, UnsupportedMediaType
+
 ROWS = b'{"X": [[1, 2], [3, 4]]}'
 #: A JSON body of any length: ``{"X": [[1,1,1,...]]}``
 HEAD, FILLER, TAIL = b'{"X": [[1', b",1" * (MiB // 2), b"]]}"
@@ -129,3 +131,25 @@ def test_json_bodies_are_taken(server, content_type):
     response = httpx.post(f"{server.url}/predict", content=ROWS, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"predict_result": [3.0, 7.0]}
+
+
+def test_a_refused_type_stays_refused_after_taken_ones_are_remembered(server):
+    """The route remembers the Content-Types it took (one lookup a request); a refused one is
+    never remembered, and a flood of distinct types cannot grow what is remembered."""
+    for n in range(80):  # more distinct taken values than are remembered
+        response = post(server, ROWS, **{"content-type": f"application/json; x={n}"})
+        assert response.status_code == 200, response.text
+    for _ in range(2):
+        response = post(server, ROWS, **{"content-type": "text/plain"})
+        assert_core_error(response, 415, "this route takes application/json")
+    assert post(server, ROWS, **{"content-type": "application/json; x=79"}).status_code == 200
+
+
+def test_what_a_route_remembers_of_content_types_is_bounded():
+    types = MediaTypes(("application/json", ""))
+    for n in range(3 * MediaTypes.REMEMBERED):
+        types.check(f"application/json; x={n}".encode())
+    assert len(types._taken) == MediaTypes.REMEMBERED
+    with pytest.raises(UnsupportedMediaType):
+        types.check(b"text/plain")
+    assert b"text/plain" not in types._taken
