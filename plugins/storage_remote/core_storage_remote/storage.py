@@ -358,6 +358,9 @@ class RemoteStorage(Storage):
         shown = safe_url(url)
         if isinstance(error, CoreError):
             return error
+        error = _unwrap(error) if self._protocol in ("http", "https") else error
+        if getattr(error, "status", None) == 404:
+            error = FileNotFoundError(url)
         if isinstance(error, FileNotFoundError):
             what = "bucket or key" if self._protocol in ("s3", "s3a", "gs", "gcs") else "file"
             return kind(f"{_WHAT}: no such {what}: {shown}")
@@ -444,7 +447,8 @@ class RemoteStorage(Storage):
                 return call()
             except CoreError:
                 raise
-            except Exception as error:
+            except Exception as raised:
+                error = _unwrap(raised) if self._protocol in ("http", "https") else raised
                 transient = _is_network(error) or isinstance(error, _Transient)
                 if not transient or attempt == self.retries:
                     if transient and not isinstance(error, _Transient):
@@ -596,6 +600,14 @@ class RemoteStorage(Storage):
         exist, or is a folder in which the mask does not pick one file (nothing is
         downloaded)."""
         self._find(ConfigError)
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """What fsspec's http backend hid behind its ``FileNotFoundError`` (a 403, a timeout)."""
+    cause = error.__cause__
+    if isinstance(error, FileNotFoundError) and isinstance(cause, Exception):
+        return cause
+    return error
 
 
 def _describe(error: BaseException) -> str:
