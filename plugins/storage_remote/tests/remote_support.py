@@ -72,7 +72,8 @@ class _GetCounter(logging.Handler):
         self.gets: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        found = re.search(r'"GET (/[^ ?]+)[^"]*" 20[06]', record.getMessage())
+        line = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # werkzeug's colours
+        found = re.search(r'"GET (/[^ ?]+)[^"]*" 20[06]', line)
         if found:
             self.gets[found.group(1)] += 1
 
