@@ -519,9 +519,7 @@ class RemoteStorage(Storage):
                 logger.info("%s: %s changed since it was cached; downloading it again", _WHAT,
                             safe_url(url))
             return False
-        if self.sha256 is not None and record.get("sha256") != self.sha256:
-            return False
-        return True
+        return self.sha256 is None or record.get("sha256") == self.sha256
 
     def _download(self, url: str, info: dict[str, Any], path: str) -> str:
         """Copy ``url`` to ``path`` through ``<path>.part-<pid>``; the SHA-256 of the bytes."""

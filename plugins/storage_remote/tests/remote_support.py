@@ -28,9 +28,9 @@ import cloudpickle
 import onnx
 import pytest
 from core.testing import free_port
+from onnx import TensorProto, helper
 
 from core_storage_remote import RemoteStorage
-from onnx import TensorProto, helper
 
 MODELS = Path(__file__).parent / "models"
 if str(MODELS) not in sys.path:
@@ -157,7 +157,7 @@ def _handler(web: Web) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _head(self) -> bytes | None:

@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from remote_support import S3, Web, cached_files, load_in_a_process, pickle_model
 from core import progress
 from core.errors import ConfigError, ModelLoadError
 from core.ml import build
 from core.testing import StorageContract
+from remote_support import S3, Web, cached_files, load_in_a_process, pickle_model
 
 from core_storage_remote import RemoteStorage
 
@@ -174,7 +174,7 @@ def test_a_cached_file_changed_on_disk_is_refused_by_sha256(web: Web, cache: Pat
     [file] = RemoteStorage(path_to_files=url, cache_dir=str(cache), sha256=digest).load()
     assert file.path is not None
     Path(file.path).write_bytes(b"tamper")  # same size: the version record still matches
-    with pytest.raises(ModelLoadError, match="the cached .* has SHA-256"):
+    with pytest.raises(ModelLoadError, match=r"the cached .* has SHA-256"):
         RemoteStorage(path_to_files=url, cache_dir=str(cache), sha256=digest).load()
 
 

@@ -6,5 +6,5 @@ from __future__ import annotations
 class Doubler:
     """Doubles every value of every row."""
 
-    def predict(self, X: list[list[float]]) -> list[list[float]]:  # noqa: N803 - the argument's name
+    def predict(self, X: list[list[float]]) -> list[list[float]]:
         return [[2 * value for value in row] for row in X]
