@@ -344,8 +344,7 @@ class RemoteStorage(Storage):
 
     def _scrub(self, text: str) -> str:
         """``text`` with every secret value replaced by ``***``."""
-        secrets = [self.key, self.secret, self.token]
-        secrets += [str(v) for v in _leaves(self.storage_options)]
+        secrets = [str(v) for name in self.secret_settings for v in _leaves(getattr(self, name))]
         for value in secrets:
             if value and len(value) >= 4:
                 text = text.replace(value, "***")
@@ -492,6 +491,7 @@ class RemoteStorage(Storage):
                 if self._cached(path, sidecar, url, version):
                     logger.info("%s: %s unchanged, using the cached copy %s", _WHAT, shown, path)
                     return path
+                _remove_parts(folder)  # left by a process killed while downloading
                 logger.info("%s: downloading %s into %s", _WHAT, shown, path)
                 digest = self._attempt(lambda: self._download(url, info, path), url, kind)
                 if self.sha256 is not None and digest != self.sha256:
@@ -628,6 +628,15 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 def _join(url: str, name: str, protocol: str) -> str:
     return url.rstrip("/") + "/" + name
+
+
+def _remove_parts(folder: str) -> None:
+    """Delete the ``*.part-<pid>`` files in ``folder`` (the caller holds the entry's lock, so no
+    download is writing them)."""
+    for name in os.listdir(folder):
+        if ".part-" in name:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:

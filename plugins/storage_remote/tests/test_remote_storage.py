@@ -148,6 +148,19 @@ def test_a_download_cut_once_is_tried_again_and_whole(web: Web, cache: Path) -> 
     assert cached_files(cache) == [os.path.relpath(file.path, cache)]
 
 
+def test_a_part_file_left_by_a_killed_process_is_removed(web: Web, cache: Path) -> None:
+    url = web.put("/cut/model.pkl", b"whole")
+    storage = RemoteStorage(path_to_files=url, cache_dir=str(cache))
+    [file] = storage.load()
+    assert file.path is not None
+    left = Path(file.path + ".part-999999")
+    left.write_bytes(b"wh")  # as if a download had been killed half way
+    web.put("/cut/model.pkl", b"whole, version two")
+    [file] = RemoteStorage(path_to_files=url, cache_dir=str(cache)).load()
+    assert not left.exists()
+    assert cached_files(cache) == [os.path.relpath(str(file.path), cache)]
+
+
 def test_a_wrong_sha256_is_refused_and_not_kept(web: Web, cache: Path) -> None:
     url = web.put("/sha/model.pkl", b"not what was pinned")
     storage = RemoteStorage(path_to_files=url, cache_dir=str(cache), sha256="ab" * 32)
