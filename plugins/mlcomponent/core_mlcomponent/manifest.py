@@ -185,11 +185,12 @@ def config_from_manifest(path: str | os.PathLike[str], **overrides: Any) -> Conf
 
 def _model_url(manifest: _Manifest, model_path: str) -> str | None:
     """``s3://<s3BoxName>/<subPath>/<modelPath under the box's path>`` when ``model.modelBox``
-    names an S3 box of ``spec.connectedBoxes``; ``None`` when there is no model box, or
-    ``spec.connectedBoxes`` does not list it, or it is not an S3 box."""
+    names an S3 box of ``spec.connectedBoxes`` and ``modelPath`` is absolute (a path in the
+    platform's container); ``None`` when there is no model box, or ``spec.connectedBoxes`` does
+    not list it, or it is not an S3 box, or ``modelPath`` is relative."""
     box_name = manifest.get(f"{INFERENCE}.model.modelBox", required=False)
-    if box_name is None:
-        return None
+    if box_name is None or not PurePosixPath(model_path).is_absolute():
+        return None  # a relative modelPath names a file next to the manifest (local serving)
     boxes = manifest.get("spec.connectedBoxes", required=False, kind=list) or []
     for index, box in enumerate(boxes):
         field = f"spec.connectedBoxes[{index}]"

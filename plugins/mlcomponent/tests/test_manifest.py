@@ -129,6 +129,13 @@ def test_a_model_box_that_is_not_listed_or_not_s3_gives_no_url(tmp_path: Path) -
     assert "model_url" not in config_from_manifest(write(tmp_path, text)).storage_kwargs
 
 
+def test_a_relative_model_path_gives_no_url(tmp_path: Path) -> None:
+    # a file next to the manifest, as in examples/mlcomponent: served from there
+    kwargs = config_from_manifest(boxes(tmp_path, model_path="model/model.npz")).storage_kwargs
+    assert "model_url" not in kwargs
+    assert kwargs["model_key"] == str(tmp_path / "model" / "model.npz")
+
+
 def test_a_model_path_outside_its_box_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"modelPath: '/elsewhere/m.pkl' is not under the path "
                                           r"'/home/path/to' of its model box 'model-box'"):
