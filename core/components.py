@@ -3,8 +3,9 @@
 A plugin subclasses one of these, then registers the class under a name through a
 ``register_*`` hook (see :mod:`core.hookspecs`). Components are built from the config: a
 storage from ``storage_kwargs``, a binarizer from ``binarization_kwargs``, a result store
-from ``result_store_kwargs``, an architecture from the application object. Subclasses are usually ``attrs`` classes or dataclasses so that
-an unknown setting is refused by the constructor and named in the error.
+from ``result_store_kwargs``, an architecture from the application object. Subclasses are
+usually ``attrs`` classes or dataclasses so that an unknown setting is refused by the
+constructor and named in the error.
 """
 
 from __future__ import annotations

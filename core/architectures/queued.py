@@ -199,7 +199,14 @@ class LongResults:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.client_wait
         while True:
-            state, payload = await self.store.get(predict_id)
+            try:
+                state, payload = await self.store.get(predict_id)
+            except Exception as error:
+                raise ServiceUnavailable(
+                    f"the result store ({type(self.store).__name__}) cannot be read now: "
+                    f"{type(error).__name__}: {error}; ask again later",
+                    headers={"Retry-After": RETRY_AFTER},
+                ) from None
             if state is ResultState.READY:
                 assert payload is not None
                 return results.decode(payload)

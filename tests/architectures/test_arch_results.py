@@ -5,14 +5,22 @@ prediction another worker ran (or still runs)."""
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from arch_models import POISON, model_config
+from conftest import HELPERS
 from test_arch_batching import expected
 
+from core.testing import Server
+
 WORKERS = ("--workers", "2")
+#: ``core serve --workers 2``: the supervisor's worker processes share the store as hypercorn's do.
+CORE_SERVE = [sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"]
 
 
 def long_config(**settings: Any) -> dict[str, Any]:
@@ -36,8 +44,13 @@ def worker_pids(url: str, tries: int = 200) -> dict[int, dict[str, Any]]:
     return seen
 
 
-def test_every_result_is_fetched_through_either_worker(arch_server: Any) -> None:
-    server = arch_server(long_config(delay=0.3, ttl_predicted_data=600), *WORKERS)
+@pytest.mark.parametrize("command", ["hypercorn", "core serve"])
+def test_every_result_is_fetched_through_either_worker(arch_server: Any, tmp_path: Path, command: str) -> None:
+    config = long_config(delay=0.3, ttl_predicted_data=600)
+    if command == "hypercorn":
+        server = arch_server(config, *WORKERS)
+    else:
+        server = Server(config, directory=tmp_path, pythonpath=[HELPERS], command=CORE_SERVE).start()
     bodies = [{"X": [[float(i), float(j)] for j in range(1 + i % 3)], "scale": 1.0 + i % 2}
               for i in range(16)]
     bodies.append({"X": [[POISON, 1.0]]})  # fails: its error is fetched the same way
@@ -68,6 +81,8 @@ def test_every_result_is_fetched_through_either_worker(arch_server: Any) -> None
     ran = {pid: arch["results_ready"] for pid, arch in workers.items()}
     assert sum(ran.values()) == len(bodies), ran
     assert all(count > 0 for count in ran.values()), f"one worker ran every prediction: {ran}"
+    if isinstance(server, Server) and command == "core serve":
+        server.stop()
 
 
 def test_a_pending_result_is_waited_for_by_the_other_worker(arch_server: Any) -> None:

@@ -17,7 +17,8 @@ from core_result_store_redis.store import DEFAULT_PREFIX, DEFAULT_URL, RedisResu
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisResultStore", "__version__", "register_result_stores"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisResultStore", "__version__",
+           "register_result_stores"]
 
 
 @hookimpl

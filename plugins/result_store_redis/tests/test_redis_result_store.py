@@ -109,7 +109,8 @@ def test_a_result_accepted_by_one_server_is_fetched_from_the_other(
     ids = [response.json()["predict_id"] for response in accepted]
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(len(ids)) as pool:  # still pending on the first
-        on_second = list(pool.map(lambda i: httpx.get(f"{second.url}/get-predict/{i}", timeout=30), ids))
+        on_second = list(pool.map(
+            lambda i: httpx.get(f"{second.url}/get-predict/{i}", timeout=30), ids))
     assert time.perf_counter() - started < 15
     for body, answer in zip(bodies[:-1], on_second[:-1]):
         assert answer.status_code == 200, answer.text
@@ -122,14 +123,16 @@ def test_a_result_accepted_by_one_server_is_fetched_from_the_other(
     assert again.json() == {"predict_result": expected(bodies[0])}
 
 
-def test_unknown_and_expired_ids_are_404_on_the_other_server(redis_url: str, core_server: Any) -> None:
+def test_unknown_and_expired_ids_are_404_on_the_other_server(
+        redis_url: str, core_server: Any) -> None:
     prefix = f"e2e-{uuid.uuid4().hex}:"
     first = core_server(config(redis_url, prefix, ttl_predicted_data=1))
     second = core_server(config(redis_url, prefix, ttl_predicted_data=1))
     unknown = httpx.get(f"{second.url}/get-predict/0123456789abcdef0123456789abcdef")
     assert unknown.status_code == 404 and unknown.json()["detail"][0]["type"] == "not_found"
     predict_id = httpx.post(f"{first.url}/predict", json={"X": [[1.0, 2.0]]}).json()["predict_id"]
-    assert httpx.get(f"{second.url}/get-predict/{predict_id}", timeout=30).json() == {"predict_result": [3.0]}
+    fetched = httpx.get(f"{second.url}/get-predict/{predict_id}", timeout=30)
+    assert fetched.json() == {"predict_result": [3.0]}
     time.sleep(1.5)
     assert httpx.get(f"{second.url}/get-predict/{predict_id}").status_code == 404
     assert httpx.get(f"{first.url}/get-predict/{predict_id}").status_code == 404
