@@ -16,7 +16,7 @@ from core.errors import ConfigError, NotFound, PredictError, RequestError
 from core.ml import build
 from core.plugins import load_plugins
 from core.results import LocalResultStore, decode, encode, server_directory
-from core.testing import ResultStoreContract
+from core.testing import ContractStorage, ResultStoreContract
 
 
 class TestLocalResultStore(ResultStoreContract):
@@ -112,3 +112,25 @@ def test_a_plugin_error_class_keeps_its_status_and_type() -> None:
 
 def test_ready_state_values() -> None:
     assert [state.value for state in ResultState] == ["missing", "pending", "ready"]
+
+
+class _ObjectStorage(ContractStorage):
+    hands_over_objects = True
+
+
+def _long(**settings: object) -> Config:
+    return Config(**{"storage_type": f"{__name__}._ObjectStorage", "mode": "worker_and_queue",
+                     "is_long_predict": True, **settings})
+
+
+def test_validate_checks_the_result_store_of_long_predictions(tmp_path: Path) -> None:
+    from core.cli import check_config
+    from core.plugins import reset_plugins
+
+    reset_plugins()
+    assert "result store 'local'" in check_config(_long(result_store_kwargs={"directory": str(tmp_path)}))
+    assert not any("result store" in line for line in check_config(_long(is_long_predict=False)))
+    with pytest.raises(ConfigError, match="unknown result store 'nope' in result_store_type"):
+        check_config(_long(result_store_type="nope"))
+    with pytest.raises(ConfigError, match="result_store_kwargs for result store LocalResultStore: .*'dir'"):
+        check_config(_long(result_store_kwargs={"dir": "x"}))
