@@ -134,3 +134,35 @@ def test_validate_checks_the_result_store_of_long_predictions(tmp_path: Path) ->
         check_config(_long(result_store_type="nope"))
     with pytest.raises(ConfigError, match="result_store_kwargs for result store LocalResultStore: .*'dir'"):
         check_config(_long(result_store_kwargs={"dir": "x"}))
+
+
+def test_a_put_sweeps_the_expired_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.results
+
+    monkeypatch.setattr(core.results, "SWEEP_SECONDS", 0.0)
+    store = LocalResultStore(directory=str(tmp_path))
+
+    async def write() -> None:
+        await store.put("old", b"x", 0.2)
+        await store.put_pending("stale", 0.2)
+        await store.put("kept", b"y", 60)
+        await asyncio.sleep(0.4)
+        await store.put("new", b"z", 60)  # sweeps, without anyone asking for the old ones
+
+    asyncio.run(write())
+    assert sorted(os.listdir(tmp_path)) == ["kept.done", "new.done"]
+
+
+def test_in_memory_a_put_sweeps_the_expired_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.results
+
+    monkeypatch.setattr(core.results, "SWEEP_SECONDS", 0.0)
+    store = LocalResultStore()
+
+    async def write() -> None:
+        await store.put("old", b"x", 0.2)
+        await asyncio.sleep(0.4)
+        await store.put("new", b"z", 60)
+
+    asyncio.run(write())
+    assert sorted(store._memory) == ["new"]
