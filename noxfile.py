@@ -65,8 +65,20 @@ def _install_torch_cpu(session: nox.Session) -> None:
         session.install("torch", "--index-url", TORCH_CPU_INDEX)
 
 
-#: What a plugin's session installs before the plugin (its framework's CPU build).
-INSTALL_FIRST = {"binarizer_torch": _install_torch_cpu}
+def _install_redis(session: nox.Session) -> None:
+    """Debian's ``redis-server`` for the redis result store's tests (they start their own on a
+    free port), installed with apt-get where it is missing and this runs as root (CI,
+    containers); elsewhere those tests say how to install it and are skipped."""
+    if shutil.which("redis-server") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server",
+                external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+#: What a plugin's session installs before the plugin (its framework's CPU build, a server its
+#: tests run).
+INSTALL_FIRST = {"binarizer_torch": _install_torch_cpu, "result_store_redis": _install_redis}
 
 
 def _packages(name: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The built-in plugin: core's own transformers and architecture, and the default answers to
+"""The built-in plugin: core's own transformers, architectures and result store, and the default answers to
 the life-cycle hooks (each calls the chosen component). Registered first by
 :func:`core.plugins.load_plugins`; marked ``trylast`` so that any other plugin answering a
 life-cycle hook is asked before it."""
@@ -13,6 +13,7 @@ from core.architectures.direct import DirectlyToPredict
 from core.architectures.worker_and_queue import WorkerAndQueue
 from core.components import Architecture, Binarizer, LoadedFile, Storage, Transformer
 from core.hookspecs import Register, hookimpl
+from core.results import LocalResultStore
 from core.transformers import NumpyTransformer, PassthroughTransformer
 
 
@@ -20,6 +21,11 @@ from core.transformers import NumpyTransformer, PassthroughTransformer
 def register_transformers(register: Register) -> None:
     register("numpy", NumpyTransformer)
     register("passthrough", PassthroughTransformer)
+
+
+@hookimpl
+def register_result_stores(register: Register) -> None:
+    register("local", LocalResultStore)
 
 
 @hookimpl

@@ -73,6 +73,10 @@ def check_config(conf: Config) -> list[str]:
     plugins.architectures.get(conf.mode)
     checked.append(f"transformers {conf.data_transformer_for_predict!r}/"
                    f"{conf.data_transformer_for_predicted!r}, mode {conf.mode!r}")
+    if conf.is_long_predict:
+        store_cls = plugins.result_stores.get(conf.result_store_type)
+        build("result store", store_cls, dict(conf.result_store_kwargs), "result_store_kwargs")
+        checked.append(f"result store {conf.result_store_type!r}")
     return checked
 
 

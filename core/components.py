@@ -1,15 +1,17 @@
-"""The behaviour contracts behind the four kinds of named component.
+"""The behaviour contracts behind the five kinds of named component.
 
 A plugin subclasses one of these, then registers the class under a name through a
 ``register_*`` hook (see :mod:`core.hookspecs`). Components are built from the config: a
-storage from ``storage_kwargs``, a binarizer from ``binarization_kwargs``, an architecture
-from the application object. Subclasses are usually ``attrs`` classes or dataclasses so that
-an unknown setting is refused by the constructor and named in the error.
+storage from ``storage_kwargs``, a binarizer from ``binarization_kwargs``, a result store
+from ``result_store_kwargs``, an architecture from the application object. Subclasses are
+usually ``attrs`` classes or dataclasses so that an unknown setting is refused by the
+constructor and named in the error.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -135,6 +137,59 @@ class Transformer(abc.ABC):
         return data
 
 
+class ResultState(enum.Enum):
+    """What a :class:`ResultStore` holds for a predict id."""
+
+    #: Nothing: never stored, or expired.
+    MISSING = "missing"
+    #: The prediction was accepted and is running (on some worker, on some machine).
+    PENDING = "pending"
+    #: The prediction finished: its payload is there.
+    READY = "ready"
+
+
+class ResultStore(abc.ABC):
+    """Where long predictions' answers (``is_long_predict``) wait for ``GET /get-predict/{id}``,
+    so that any worker process, on any machine sharing the store, can answer it.
+
+    Built as ``ResultStoreClass(**result_store_kwargs)``, in every worker process, when the
+    web app is built. core calls the methods from the event loop; a store that blocks should
+    be quick (a local file) or asynchronous (a network client). ``payload`` is opaque bytes
+    that core wrote (the answer serialised once, error or result); ``ttl`` is in seconds.
+
+    The guarantees core relies on:
+
+    * :meth:`put` is write-once: a second ``put`` of one id is refused (returns False) and
+      the first payload stays, so a result is never replaced or mixed up with another;
+    * a payload is readable by :meth:`get` from every process sharing the store as soon as
+      :meth:`put` has returned, until ``ttl`` seconds later; after that the id is
+      :attr:`ResultState.MISSING`;
+    * a pending marker (:meth:`put_pending`) answers :attr:`ResultState.PENDING` until
+      :meth:`put` of the same id, or until its own ``ttl`` ran out (a worker that died).
+    """
+
+    async def start(self) -> None:  # noqa: B027 - optional
+        """Called when the server starts, on its event loop (open connections here)."""
+
+    @abc.abstractmethod
+    async def put_pending(self, predict_id: str, ttl: float) -> None:
+        """Mark ``predict_id`` as accepted and running, for ``ttl`` seconds at most."""
+
+    @abc.abstractmethod
+    async def put(self, predict_id: str, payload: bytes, ttl: float) -> bool:
+        """Store the finished answer of ``predict_id`` for ``ttl`` seconds, replacing its
+        pending marker. Return False, storing nothing, when ``predict_id`` already has one."""
+
+    @abc.abstractmethod
+    async def get(self, predict_id: str) -> tuple[ResultState, bytes | None]:
+        """What is stored for ``predict_id``: ``(READY, payload)``, ``(PENDING, None)`` or
+        ``(MISSING, None)``. Any string may come here (it is the URL's): an id the store
+        cannot hold is simply MISSING."""
+
+    async def close(self) -> None:  # noqa: B027 - optional
+        """Called when the server stops: release connections and files of this process."""
+
+
 @attrs.frozen
 class Deferred:
     """What :meth:`Architecture.predict` returns for a prediction answered later (long
@@ -190,6 +245,10 @@ class ModelHost(Protocol):
 
     async def run(self, values: dict[str, Any]) -> Any:
         """:meth:`predict_sync` through the runner: what ``directly_to_predict`` does."""
+
+    def result_store(self) -> ResultStore:
+        """A new :class:`ResultStore`, the one ``result_store_type`` names: where an architecture
+        that answers later (:attr:`Architecture.deferred`) keeps its results for every worker."""
 
 
 class Architecture(abc.ABC):

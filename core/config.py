@@ -174,6 +174,8 @@ class Config:
     is_long_predict: bool = _setting(False, bool)
     ttl_predicted_data: float = _setting(60.0, float, int, extra=[_positive])
     ttl_client_wait: float = _setting(30.0, float, int, extra=[_positive])
+    result_store_type: str = _setting("local", str)
+    result_store_kwargs: dict[str, Any] = _setting({}, dict)
     max_batch_size: int = _setting(64, int, extra=[_positive])
     max_batch_wait: float = _setting(0.0, float, int, extra=[_not_negative])
     predict_timeout: float | None = _setting(None, float, int, optional=True, extra=[_positive])

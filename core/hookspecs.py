@@ -8,7 +8,8 @@ The order in which they fire during a server's life::
       config_from_options    -> Config                the parsed options become the config
     start-up
       register_storages / register_binarizers /      plugins name what they provide
-      register_transformers / register_architectures
+      register_transformers / register_architectures /
+      register_result_stores
       storage_load           -> list[LoadedFile]      the storage brings the model's files
       binarizer_deserialize  -> model object          the binarizer turns them into a model
       (model analysis: predict method, arguments, request schema)
@@ -115,6 +116,21 @@ def register_architectures(register: Register) -> None:
     :param register: call ``register("name", ArchitectureClass)`` for each architecture,
         where ``ArchitectureClass`` subclasses :class:`core.Architecture`. The name is what
         users write in ``mode``.
+    """
+
+
+@hookspec
+def register_result_stores(register: Register) -> None:
+    """Name the result stores this plugin provides.
+
+    Called once while the plugin manager is built.
+
+    :param register: call ``register("name", ResultStoreClass)`` for each result store, where
+        ``ResultStoreClass`` subclasses :class:`core.components.ResultStore`. The name is what
+        users write in ``result_store_type``; core registers ``local`` (every worker process of
+        one server, :mod:`core.results`). A result store keeps long predictions' answers
+        (``is_long_predict``) where every worker process that shares it can fetch them; it is
+        built from ``result_store_kwargs`` in each worker process, when the web app is built.
     """
 
 

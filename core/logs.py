@@ -239,8 +239,7 @@ def log_access(method: str, route: str, status: int, seconds: float, rows: int |
     """
     if not access_logger.isEnabledFor(logging.INFO):
         return
-    milliseconds = round(seconds * 1000, 3)
-    message = f"{method} {route} {status} {milliseconds:.2f} ms {'-' if rows is None else rows} rows"
+    message = f"{method} {route} {status} {seconds * 1000:.2f} ms {'-' if rows is None else rows} rows"
     handler = _direct_handler()
     if handler is not None:
         created = time.time()
@@ -250,25 +249,75 @@ def log_access(method: str, route: str, status: int, seconds: float, rows: int |
         if isinstance(formatter, TextFormatter):
             line = formatter.line(formatter.date(created), _pid(), "INFO", predict_id, message, trace_id)
         else:
-            fields: dict[str, Any] = {"method": method, "route": route, "status": status,
-                                      "duration_ms": milliseconds, "rows": rows}
-            if request_id is not None:
-                fields["request_id"] = request_id
             line = orjson.dumps(JSONFormatter.entry(created, "INFO", access_logger.name, _pid(), message,
-                                                    predict_id, fields, trace_id), default=str).decode()
-        with handler.lock:  # type: ignore[union-attr]  # a handler's lock, made in its __init__
-            stream = handler.stream
-            stream.write(line + handler.terminator)
-            stream.flush()
+                                                    predict_id, _access_fields(method, route, status, seconds,
+                                                                               rows, request_id),
+                                                    trace_id), default=str).decode()
+        _write_line(handler, line + handler.terminator)
         return
-    fields = {"method": method, "route": route, "status": status, "duration_ms": milliseconds, "rows": rows}
-    if request_id is not None:
-        fields["request_id"] = request_id
     # made here rather than by access_logger.info(): the caller's frame says nothing of use,
     # and looking it up is most of a record's cost, paid once per request
-    record = access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, "%s", (message,),
-                                      None, None, {"access": fields})
+    record = access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, "%s", (message,), None,
+                                      None, {"access": _access_fields(method, route, status, seconds, rows,
+                                                                      request_id)})
     access_logger.handle(record)
+
+
+def _access_fields(method: str, route: str, status: int, seconds: float, rows: int | None,
+                   request_id: str | None) -> dict[str, Any]:
+    """The access line's fields, as ``log_format = "json"`` writes them."""
+    fields: dict[str, Any] = {"method": method, "route": route, "status": status,
+                              "duration_ms": round(seconds * 1000, 3), "rows": rows}
+    if request_id is not None:
+        fields["request_id"] = request_id
+    return fields
+
+
+def _write_line(handler: logging.StreamHandler[Any], line: str) -> None:
+    """Write ``line`` where ``handler`` writes, as its ``emit`` would.
+
+    On a stream with a file descriptor (stderr, as :func:`configure_logging` sets it up), the
+    line is one ``os.write``: no lock, no text buffer and no separate flush. The handler's
+    stream is line-buffered and flushed after every record, so nothing it holds is passed;
+    a line is written by one system call, so lines from several threads never mix (for a
+    pipe, up to ``PIPE_BUF``, 4 KiB, as an access line is). Any other stream (a test's
+    ``StringIO``) is written through, under the handler's lock.
+    """
+    stream = handler.stream
+    fd = _fileno(stream)
+    if fd is not None:
+        data = line.encode(stream.encoding, stream.errors)
+        written = 0
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # an interrupted or non-blocking write: the rest
+                written += os.write(fd, data[written:])
+            return
+        except OSError:  # written through the stream from now on
+            global _stream_fd
+            _stream_fd = (stream, None)
+            line = data[written:].decode(stream.encoding, stream.errors)
+    with handler.lock:  # type: ignore[union-attr]  # a handler's lock, made in its __init__
+        stream.write(line)
+        stream.flush()
+
+
+#: The stream :func:`_write_line` last wrote to, and its file descriptor (None: none to use).
+_stream_fd: tuple[Any, int | None] = (None, None)
+
+
+def _fileno(stream: Any) -> int | None:
+    """``stream``'s file descriptor, when the stream keeps nothing back from it."""
+    global _stream_fd
+    known, fd = _stream_fd
+    if stream is known:
+        return fd
+    try:
+        fd = stream.fileno() if stream.line_buffering or stream.write_through else None
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        fd = None
+    _stream_fd = (stream, fd)
+    return fd
 
 
 _core_logger = logging.getLogger("core")
@@ -296,4 +345,13 @@ _OWN_FORMATTERS = (TextFormatter, JSONFormatter)
 
 def _pid() -> int | None:
     """This process's id, as ``record.process`` has it."""
-    return os.getpid() if logging.logProcesses else None
+    return _process_id if logging.logProcesses else None
+
+
+def _forked() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+_process_id = os.getpid()
+os.register_at_fork(after_in_child=_forked)

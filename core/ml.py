@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.analysis import Argument, ModelInterface, analyse
-from core.components import Binarizer, LoadedFile, Storage, Transformer
+from core.components import Binarizer, LoadedFile, ResultStore, Storage, Transformer
 from core.errors import (
     ConfigError,
     CoreError,
@@ -381,6 +381,14 @@ class ML:
             lambda: self.predict_sync(data, transform=transform),
             PredictRunner.kind(data, rows.name if rows else None),
         )
+
+    def result_store(self) -> ResultStore:
+        """A new result store, the one ``result_store_type`` names, built from
+        ``result_store_kwargs`` (:class:`core.components.ResultStore`)."""
+        conf = self.up.conf
+        cls = self.up.plugins.result_stores.get(conf.result_store_type)
+        store: ResultStore = build("result store", cls, dict(conf.result_store_kwargs), "result_store_kwargs")
+        return store
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.validator is None:

@@ -25,7 +25,7 @@ import importlib_metadata
 import pluggy
 
 from core import hookspecs, pymlup
-from core.components import Architecture, Binarizer, Storage, Transformer
+from core.components import Architecture, Binarizer, ResultStore, Storage, Transformer
 from core.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
@@ -46,6 +46,7 @@ DISTRIBUTIONS: dict[str, dict[str, str]] = {
                   "tensorflow": "core-binarizer-tensorflow"},
     "transformer": {"pandas": "core-transformer-pandas", "torch_tensor": "core-binarizer-torch",
                     "tf_tensor": "core-binarizer-tensorflow"},
+    "result store": {"redis": "core-result-store-redis"},
 }
 
 
@@ -98,7 +99,8 @@ class PluginInfo:
 
 
 class Registry(Generic[T]):
-    """Named components of one kind (storage, binarizer, transformer, architecture)."""
+    """Named components of one kind (storage, binarizer, transformer, architecture, result
+    store)."""
 
     def __init__(self, kind: str, base: type[T], config_key: str) -> None:
         self.kind = kind
@@ -176,7 +178,7 @@ def _who(plugin: str, distribution: str | None) -> str:
 
 
 class Plugins:
-    """The loaded plugins: the pluggy manager, its hook caller and the four registries."""
+    """The loaded plugins: the pluggy manager, its hook caller and the five registries."""
 
     def __init__(self, pm: pluggy.PluginManager, distributions: dict[str, tuple[str, str]]) -> None:
         self.pm = pm
@@ -190,6 +192,9 @@ class Plugins:
             "transformer", Transformer, "data_transformer_for_predict"
         )
         self.architectures: Registry[Architecture] = Registry("architecture", Architecture, "mode")
+        self.result_stores: Registry[ResultStore] = Registry(
+            "result store", ResultStore, "result_store_type"
+        )
         self._fill_registries()
 
     def describe(self, plugin_name: str) -> str:
@@ -230,6 +235,7 @@ class Plugins:
             "register_binarizers": self.binarizers,
             "register_transformers": self.transformers,
             "register_architectures": self.architectures,
+            "register_result_stores": self.result_stores,
         }
 
     def _fill_registries(self) -> None:

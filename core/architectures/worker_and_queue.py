@@ -18,7 +18,7 @@ the pool takes the queue's next job), and the thread, once the call returns, lea
 taking another job. The runner counts it as stuck until then.
 
 With ``is_long_predict = true``, ``POST /predict`` answers 202 with the predict id at once and
-``GET /get-predict/{predict_id}`` returns the result (see :class:`ResultStore`).
+``GET /get-predict/{predict_id}`` returns the result (see :class:`~core.architectures.queued.LongResults`).
 
 A traced request (:mod:`core.tracing`) records its ``queue`` and ``predict`` phases where its
 job runs; in a worker thread the model's log lines carry its trace id.

@@ -34,6 +34,8 @@ What the suites check:
   dataclass and this comes for free);
 * a storage's ``load()`` returns :class:`~core.components.LoadedFile` objects that each
   carry a path, bytes or an object, and its ``check()`` passes for a working storage;
+* a result store marks ids pending, keeps each answer once (a second ``put`` is refused),
+  lets it expire after its ttl, and shows it to a store built alike in another process;
 * a binarizer's ``deserialize()`` returns an object with a predict method, ``detect()``
   answers ``(score, reason)`` without raising and recognises its own file, and reading a
   file from its path and from its bytes gives the same model.
@@ -63,6 +65,7 @@ from core.testing.contracts import (
     BinarizerContract,
     ContractModel,
     ContractStorage,
+    ResultStoreContract,
     StorageContract,
     constructor_kwargs,
 )
@@ -73,6 +76,7 @@ __all__ = [
     "BinarizerContract",
     "ContractModel",
     "ContractStorage",
+    "ResultStoreContract",
     "Server",
     "Servers",
     "StorageContract",

@@ -1,5 +1,6 @@
-"""The contract suites: :class:`StorageContract`, :class:`BinarizerContract` and
-:class:`ArchitectureContract` (see :mod:`core.testing` for how to use them)."""
+"""The contract suites: :class:`StorageContract`, :class:`BinarizerContract`,
+:class:`ArchitectureContract` and :class:`ResultStoreContract` (see :mod:`core.testing` for how
+to use them)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import pytest
 
-from core.components import Binarizer, LoadedFile, Storage
+from core.components import Binarizer, LoadedFile, ResultState, ResultStore, Storage
 from core.errors import ConfigError
 from core.plugins import Registry, load_plugins
 
@@ -456,3 +458,181 @@ class ArchitectureContract:
                 assert isinstance(outcome, RequestError), f"request {i}: {outcome!r}"
             else:
                 assert np.asarray(outcome).tolist() == [float(i) + 1.0]
+
+
+# ---------------------------------------------------------------------- result stores
+
+
+def _read_in_child(cls: type, kwargs: dict[str, Any], predict_id: str, answers: Any) -> None:
+    """In another process: what a store built from the same settings holds for ``predict_id``."""
+    import asyncio
+
+    async def read() -> tuple[str, bytes | None]:
+        store = cls(**kwargs)
+        await store.start()
+        try:
+            state, payload = await store.get(predict_id)
+        finally:
+            await store.close()
+        return state.value, payload
+
+    answers.put(asyncio.run(read()))
+
+
+class ResultStoreContract:
+    """The checks every result store passes. Subclass it as
+    ``class TestMyResultStore(ResultStoreContract)``.
+
+    Provide:
+
+    * :attr:`name`: the name the plugin registers (``register("redis", RedisResultStore)``);
+    * a ``result_store`` fixture returning a store built as users build it (a server it talks
+      to already running: start one in a fixture), empty for each test;
+    * for a store that is neither an attrs class nor a dataclass, a ``component_kwargs``
+      fixture returning the keyword arguments that build it.
+
+    The store is also built a second time from the same settings in another process
+    (``multiprocessing``'s ``spawn``), which must see what the first one wrote: so its class
+    must be importable there, and its settings picklable.
+    """
+
+    #: The name the result store is registered under; ``None`` skips the registration check.
+    name: ClassVar[str | None] = None
+    #: The shortest ttl the checks use, in seconds: a store whose expiry is coarser
+    #: (whole seconds) says so here.
+    short_ttl: ClassVar[float] = 1.0
+
+    @pytest.fixture
+    def result_store(self) -> ResultStore:
+        raise NotImplementedError("the test class must define a `result_store` fixture")
+
+    @pytest.fixture
+    def component_kwargs(self, result_store: ResultStore) -> dict[str, Any] | None:
+        return constructor_kwargs(result_store)
+
+    @staticmethod
+    def run(store: ResultStore, coroutine: Callable[[ResultStore], Awaitable[Any]]) -> Any:
+        """Run ``coroutine(store)`` on a new event loop, between the store's start and close."""
+        import asyncio
+
+        async def main() -> Any:
+            await store.start()
+            try:
+                return await coroutine(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
+
+    def test_is_a_result_store(self, result_store: ResultStore) -> None:
+        assert isinstance(result_store, ResultStore)
+
+    def test_an_unknown_id_is_missing(self, result_store: ResultStore) -> None:
+        async def check(store: ResultStore) -> None:
+            for predict_id in ("0123456789abcdef0123456789abcdef", "../../etc/passwd", "a b", "x" * 500, "é"):
+                assert await store.get(predict_id) == (ResultState.MISSING, None), predict_id
+
+        self.run(result_store, check)
+
+    def test_pending_then_ready(self, result_store: ResultStore) -> None:
+        payload = b'{"result": [1, 2]}\n\x00\xff binary-safe'
+
+        async def check(store: ResultStore) -> None:
+            await store.put_pending("pending-id", 60)
+            assert await store.get("pending-id") == (ResultState.PENDING, None)
+            assert await store.put("pending-id", payload, 60) is True
+            assert await store.get("pending-id") == (ResultState.READY, payload)
+            assert await store.get("pending-id") == (ResultState.READY, payload), "read once only"
+
+        self.run(result_store, check)
+
+    def test_put_without_pending(self, result_store: ResultStore) -> None:
+        async def check(store: ResultStore) -> None:
+            assert await store.put("direct-id", b"answer", 60) is True
+            assert await store.get("direct-id") == (ResultState.READY, b"answer")
+
+        self.run(result_store, check)
+
+    def test_results_are_written_once(self, result_store: ResultStore) -> None:
+        async def check(store: ResultStore) -> None:
+            assert await store.put("once-id", b"first", 60) is True
+            assert await store.put("once-id", b"second", 60) is False
+            await store.put_pending("once-id", 60)  # a late marker does not hide the answer
+            assert await store.get("once-id") == (ResultState.READY, b"first")
+
+        self.run(result_store, check)
+
+    def test_concurrent_puts_of_one_id_store_one(self, result_store: ResultStore) -> None:
+        import asyncio
+
+        async def check(store: ResultStore) -> None:
+            answers = [f"answer {i}".encode() for i in range(20)]
+            stored = await asyncio.gather(*(store.put("race-id", answer, 60) for answer in answers))
+            assert stored.count(True) == 1, stored
+            state, payload = await store.get("race-id")
+            assert state is ResultState.READY and payload == answers[stored.index(True)]
+
+        self.run(result_store, check)
+
+    def test_ids_do_not_mix(self, result_store: ResultStore) -> None:
+        async def check(store: ResultStore) -> None:
+            for i in range(30):
+                await store.put_pending(f"id-{i}", 60)
+            for i in range(0, 30, 2):
+                await store.put(f"id-{i}", f"answer {i}".encode(), 60)
+            for i in range(30):
+                expected = (ResultState.READY, f"answer {i}".encode()) if i % 2 == 0 else (ResultState.PENDING, None)
+                assert await store.get(f"id-{i}") == expected
+
+        self.run(result_store, check)
+
+    def test_results_and_markers_expire(self, result_store: ResultStore) -> None:
+        import asyncio
+
+        ttl = self.short_ttl
+
+        async def check(store: ResultStore) -> None:
+            await store.put("expiring-id", b"answer", ttl)
+            await store.put_pending("stale-id", ttl)
+            await store.put("kept-id", b"kept", 60)
+            assert (await store.get("expiring-id"))[0] is ResultState.READY
+            await asyncio.sleep(ttl + 0.6)
+            assert await store.get("expiring-id") == (ResultState.MISSING, None)
+            assert await store.get("stale-id") == (ResultState.MISSING, None)
+            assert await store.get("kept-id") == (ResultState.READY, b"kept")
+
+        self.run(result_store, check)
+
+    def test_another_process_sees_the_results(
+        self, result_store: ResultStore, component_kwargs: dict[str, Any] | None
+    ) -> None:
+        import multiprocessing
+
+        if component_kwargs is None:
+            pytest.skip(f"{type(result_store).__name__} is neither an attrs class nor a dataclass; give "
+                        f"the test class a `component_kwargs` fixture")
+
+        async def write(store: ResultStore) -> None:
+            await store.put_pending("shared-pending", 60)
+            await store.put("shared-ready", b"from the first process", 60)
+
+        self.run(result_store, write)
+        context = multiprocessing.get_context("spawn")
+        answers = context.Queue()
+        for predict_id, expected in (("shared-ready", ("ready", b"from the first process")),
+                                     ("shared-pending", ("pending", None)),
+                                     ("never-stored", ("missing", None))):
+            child = context.Process(target=_read_in_child,
+                                    args=(type(result_store), component_kwargs, predict_id, answers))
+            child.start()
+            child.join(60)
+            assert child.exitcode == 0, f"the other process failed (exit code {child.exitcode})"
+            assert answers.get(timeout=5) == expected, predict_id
+
+    def test_registered_under_its_name(self, result_store: ResultStore) -> None:
+        _registered(load_plugins().result_stores, self.name, type(result_store), "result store")
+
+    def test_unknown_setting_is_refused(
+        self, result_store: ResultStore, component_kwargs: dict[str, Any] | None
+    ) -> None:
+        _refuses_unknown("result store", "result_store_kwargs", type(result_store), component_kwargs)

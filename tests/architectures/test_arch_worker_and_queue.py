@@ -103,7 +103,8 @@ def test_unknown_and_expired_ids_are_404_at_once(arch_server: Any) -> None:
     # at once: not after waiting ttl_client_wait (60 s) for a result that cannot come
     assert unknown.status_code == 404 and time.perf_counter() - started < 30
     assert unknown.json()["detail"][0]["type"] == "not_found"
-    assert re.search(r"in this server process \(pid \d+\).* need --workers 1", unknown.json()["detail"][0]["msg"])
+    assert re.search(r"unknown, or its result expired .* does not share its result store",
+                     unknown.json()["detail"][0]["msg"])
     predict_id = httpx.post(f"{server.url}/predict", json={"X": [[1.0, 1.0]]}).json()["predict_id"]
     assert httpx.get(f"{server.url}/get-predict/{predict_id}").status_code == 200
     time.sleep(3.5)  # past ttl_predicted_data

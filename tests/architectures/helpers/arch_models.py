@@ -116,6 +116,8 @@ MODELS = {"sum": SumModel, "dict": DictModel, "wrong_rows": WrongRowsModel, "fau
 class ModelStorage(core.Storage):
     """Builds one of :data:`MODELS` in memory."""
 
+    hands_over_objects = True  # no binarizer needed, for core serve too
+
     model: str = "sum"
     delay: float = 0.0
     calls_file: str | None = None
