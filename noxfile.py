@@ -42,6 +42,7 @@ TEST_NEEDS: dict[str, list[str]] = {
     "mlcomponent": ["protocol_v2", "storage_disk", "storage_memory", "binarizer_onnx", "binarizer_pickle"],
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
     "tracing_opentelemetry": ["storage_memory"],
+    "storage_remote": ["binarizer_pickle", "binarizer_onnx", "mlcomponent"],
 }
 
 

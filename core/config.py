@@ -31,8 +31,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 CONFIG_ENV = "CORE_CONFIG"
 ENV_PREFIX = "CORE_"
-#: ``CORE_*`` variables that are not config keys.
-RESERVED_ENV = {"CORE_CONFIG", "CORE_LOAD_PLUGINS"}
+#: ``CORE_*`` variables that are not config keys: the config file, the plugins to load, and
+#: the model cache folder of storages that download (``core-storage-remote``).
+RESERVED_ENV = {"CORE_CONFIG", "CORE_LOAD_PLUGINS", "CORE_CACHE_DIR"}
 
 
 def _typed(*types: type, optional: bool = False) -> Any:

@@ -38,7 +38,8 @@ T = TypeVar("T")
 #: The distribution that provides each name registered by this repository's plugins, for the
 #: error when one is not installed.
 DISTRIBUTIONS: dict[str, dict[str, str]] = {
-    "storage": {"disk": "core-storage-disk", "memory": "core-storage-memory"},
+    "storage": {"disk": "core-storage-disk", "memory": "core-storage-memory",
+                "remote": "core-storage-remote"},
     "binarizer": {"pickle": "core-binarizer-pickle", "onnx": "core-binarizer-onnx",
                   "lightgbm": "core-binarizer-lightgbm", "xgboost": "core-binarizer-xgboost",
                   "torch": "core-binarizer-torch", "torchscript": "core-binarizer-torch",

@@ -106,6 +106,12 @@ def test_environment_overrides(tmp_path):
         Config.from_env({"CORE_PORT": "eighty"})
 
 
+def test_reserved_core_variables_are_not_config_keys():
+    # the config file, the plugins to load, and the model cache of the storages that download
+    assert env_overrides({"CORE_CONFIG": "c.toml", "CORE_LOAD_PLUGINS": "disk",
+                          "CORE_CACHE_DIR": "/var/cache/models", "CORE_PORT": "8010"}) == {"port": 8010}
+
+
 def test_with_env_puts_the_environment_over_a_config():
     conf = Config(name="file", port=1).with_env({"CORE_PORT": "8010", "CORE_CONFIG": "ignored.toml"})
     assert (conf.name, conf.port) == ("file", 8010)

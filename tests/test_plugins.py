@@ -178,6 +178,8 @@ def test_unknown_names_list_the_installed_ones():
     plugins = load_plugins(entry_points=False)
     with pytest.raises(ConfigError, match="unknown transformer 'pandas'.*installed: numpy, passthrough"):
         plugins.transformers.get("pandas")
+    with pytest.raises(ConfigError, match="unknown storage 'remote'.*; pip install core-storage-remote;"):
+        plugins.storages.get("remote")
     with pytest.raises(ConfigError, match="cannot import module 'nope'"):
         plugins.storages.get("nope.Storage")
     with pytest.raises(ConfigError, match="not a subclass of core.Storage"):

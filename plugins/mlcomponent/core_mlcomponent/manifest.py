@@ -12,10 +12,18 @@ manifest field                                                  core setting
 ``spec.image.resourceLimits.cpu`` (``500m``, ``2``, ``1.5``)    ``max_thread_loop_workers`` and
                                                                 ``storage_kwargs.max_models``:
                                                                 whole cores, at least 1
+``model.modelBox`` naming an S3 box of ``spec.connectedBoxes``  ``storage_kwargs.model_url``:
+(``mountS3Box`` / ``copyS3Box``)                                ``s3://<s3BoxName>/<subPath>/<the
+                                                                modelPath under the box's path>``
 ==============================================================  ===================================
 
-Relative paths are resolved against the manifest's folder. Everything else in the manifest
-(image, boxes, package registry) belongs to the platform and is ignored. A missing or wrong
+Relative paths are resolved against the manifest's folder. When the model's box is an S3 box,
+the model's URL in the bucket is worked out from the box (bucket ``s3BoxName``, key ``subPath``
+followed by ``modelPath`` relative to the box's ``path``); the storage uses the file at
+``modelPath`` when the platform mounted it there, and otherwise fetches it from that URL through
+the ``remote`` storage (``core-storage-remote``), with the endpoint and credentials from the
+environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...). Everything else in the manifest
+(image, the other boxes, package registry) belongs to the platform and is ignored. A missing or wrong
 field raises :class:`core.errors.ConfigError` with one line naming the file and the field.
 """
 
@@ -24,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.config import Config
@@ -148,6 +156,8 @@ def config_from_manifest(path: str | os.PathLike[str], **overrides: Any) -> Conf
     except ValueError as error:
         raise manifest.fail("spec.image.resourceLimits.cpu", str(error)) from None
 
+    model_url = _model_url(manifest, model_path)
+
     settings: dict[str, Any] = {
         "name": name,
         "storage_type": "mlcomponent",
@@ -159,6 +169,7 @@ def config_from_manifest(path: str | os.PathLike[str], **overrides: Any) -> Conf
             "file_ttl": DEFAULT_FILE_TTL,
             "max_models": threads,
             "env": env,
+            **({"model_url": model_url} if model_url else {}),
         },
         "data_transformer_for_predict": "passthrough",
         "data_transformer_for_predicted": "passthrough",
@@ -170,3 +181,45 @@ def config_from_manifest(path: str | os.PathLike[str], **overrides: Any) -> Conf
         return Config.from_dict(settings, source=str(path))
     except ConfigError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def _model_url(manifest: _Manifest, model_path: str) -> str | None:
+    """``s3://<s3BoxName>/<subPath>/<modelPath under the box's path>`` when ``model.modelBox``
+    names an S3 box of ``spec.connectedBoxes`` and ``modelPath`` is absolute (a path in the
+    platform's container); ``None`` when there is no model box, or ``spec.connectedBoxes`` does
+    not list it, or it is not an S3 box, or ``modelPath`` is relative."""
+    box_name = manifest.get(f"{INFERENCE}.model.modelBox", required=False)
+    if box_name is None or not PurePosixPath(model_path).is_absolute():
+        return None  # a relative modelPath names a file next to the manifest (local serving)
+    boxes = manifest.get("spec.connectedBoxes", required=False, kind=list) or []
+    for index, box in enumerate(boxes):
+        field = f"spec.connectedBoxes[{index}]"
+        if not isinstance(box, dict):
+            raise manifest.fail(field, f"must be a mapping, got {_describe(box)}")
+        if box.get("name") != box_name:
+            continue
+        kinds = [kind for kind in ("mountS3Box", "copyS3Box") if box.get(kind) is not None]
+        if not kinds:
+            return None
+        s3_box = box[kinds[0]]
+        where = f"{field}.{kinds[0]}"
+        if not isinstance(s3_box, dict):
+            raise manifest.fail(where, f"must be a mapping, got {_describe(s3_box)}")
+        bucket = s3_box.get("s3BoxName")
+        if not isinstance(bucket, str) or not bucket.strip():
+            raise manifest.fail(f"{where}.s3BoxName", "missing")
+        sub_path = s3_box.get("subPath") or ""
+        if not isinstance(sub_path, str):
+            raise manifest.fail(f"{where}.subPath", f"must be str, got {_describe(sub_path)}")
+        mount = box.get("path") or "/"
+        if not isinstance(mount, str):
+            raise manifest.fail(f"{field}.path", f"must be str, got {_describe(mount)}")
+        try:
+            inside = PurePosixPath(model_path).relative_to(PurePosixPath(mount))
+        except ValueError:
+            raise manifest.fail(f"{INFERENCE}.model.modelPath",
+                                f"{model_path!r} is not under the path {mount!r} of its model box "
+                                f"{box_name!r}") from None
+        parts = [part for part in (*sub_path.split("/"), *inside.parts) if part and part != "."]
+        return f"s3://{bucket.strip()}/" + "/".join(parts)
+    return None  # a box the manifest does not describe: the platform's business, as before

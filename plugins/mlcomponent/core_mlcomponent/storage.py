@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +19,8 @@ from core.errors import ConfigError, ModelLoadError
 from core_mlcomponent.files import FileExchange
 from core_mlcomponent.model import InferenceFunctionModel
 from core_mlcomponent.spec import SpecError
+
+logger = logging.getLogger("core")
 
 #: The parameters seed 003's function takes, in order.
 SIGNATURE = ("parameters", "inputs", "output_fields", "model_key", "model")
@@ -40,6 +44,12 @@ def _env(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ConfigError("mlcomponent storage: storage_kwargs.env must map names to string values")
 
 
+def _safe(url: str) -> str:
+    """``url`` without a user, password or query (they may hold secrets)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+
+
 @attrs.define(kw_only=True)
 class MLComponentStorage(Storage):
     """Serve ``inference(parameters, inputs, output_fields, model_key, model)``.
@@ -54,6 +64,11 @@ class MLComponentStorage(Storage):
     :param max_models: how many model objects may exist, so how many calls run at once;
         default 1 (one call at a time). See :mod:`core_mlcomponent.model`.
     :param env: environment variables set before the import (the manifest's ``spec.env``).
+    :param model_url: where the model is in object storage (``s3://bucket/key``; a manifest
+        whose model box is an S3 box sets it). When ``model_key`` is not a path on this machine,
+        the file is fetched from this URL by the ``remote`` storage (``core-storage-remote``)
+        into its cache, and ``model_key`` becomes the cached file's path. The endpoint and
+        credentials come from the environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...).
     """
 
     #: The model object comes ready (``LoadedFile.obj``): ``core validate`` needs no binarizer.
@@ -66,6 +81,38 @@ class MLComponentStorage(Storage):
     file_ttl: float = attrs.field(default=3600.0, validator=_positive)
     max_models: int = attrs.field(default=1, validator=_positive)
     env: dict[str, str] = attrs.field(factory=dict, validator=_env)
+    model_url: str | None = attrs.field(default=None)
+
+    def _model_key(self) -> str:
+        """``model_key``, or the local copy of :attr:`model_url` when ``model_key`` is not on
+        this machine (one info line says which)."""
+        if not self.model_url:
+            return self.model_key
+        if not isinstance(self.model_url, str):
+            raise ConfigError(f"mlcomponent storage: storage_kwargs.model_url must be a URL, "
+                              f"got {type(self.model_url).__name__}")
+        if self.model_key and os.path.exists(self.model_key):
+            logger.info("mlcomponent storage: the model box is mounted: model_key %s is on this "
+                        "machine, used as it is", self.model_key)
+            return self.model_key
+        from core.plugins import get_plugins
+
+        try:
+            remote: Any = get_plugins().storages.get("remote")
+        except ConfigError:
+            raise ConfigError(
+                f"mlcomponent storage: the model {self.model_key or '(no model_key)'} is not on "
+                f"this machine and its box is in object storage ({_safe(self.model_url)}); "
+                f"pip install core-storage-remote[s3] to fetch it, or mount the box"
+            ) from None
+        files = remote(path_to_files=self.model_url).load()
+        path = files[0].path if files else None
+        if not path:
+            raise ModelLoadError(f"mlcomponent storage: the remote storage found no file at "
+                                 f"{_safe(self.model_url)}")
+        logger.info("mlcomponent storage: the model box is not mounted: fetched %s into %s, "
+                    "passed as model_key", _safe(self.model_url), path)
+        return path
 
     def _import(self) -> Any:
         for key, value in self.env.items():
@@ -111,7 +158,7 @@ class MLComponentStorage(Storage):
             raise ConfigError(f"mlcomponent storage: files_path: {error}") from None
         try:
             model = InferenceFunctionModel(function, function_name=self.python_function,
-                                           model_key=self.model_key, exchange=exchange,
+                                           model_key=self._model_key(), exchange=exchange,
                                            max_models=int(self.max_models))
         except SpecError as error:
             raise ModelLoadError(f"mlcomponent storage: the docstring of {self.python_function}: {error}") from None

@@ -80,3 +80,70 @@ def test_not_yaml_and_not_found(tmp_path: Path) -> None:
         config_from_manifest(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         config_from_manifest(write(tmp_path, "a: [1, 2"))
+
+
+BOXES = """
+kind: MLComponent
+spec:
+  connectedBoxes:
+    - name: model-box
+      path: /home/path/to
+      mountS3Box: {subPath: users/developer/file_groups/models, s3BoxName: mymodule-data-box}
+    - name: user-box
+      copyS3Box: {s3BoxName: users}
+  mlService:
+    inference:
+      fileExchange: {fileBox: user-box, inferenceFilesPath: /tmp/exchange}
+      model: {modelBox: MODEL_BOX, modelPath: MODEL_PATH}
+      entryPoint: {pythonPath: ., pythonFunction: modulename.predict.inference}
+"""
+
+
+def boxes(tmp_path: Path, model_box: str = "model-box",
+          model_path: str = "/home/path/to/model.joblib") -> Path:
+    return write(tmp_path, BOXES.replace("MODEL_BOX", model_box).replace("MODEL_PATH", model_path))
+
+
+@pytest.mark.parametrize(("model_path", "url"), [
+    ("/home/path/to/model.joblib",
+     "s3://mymodule-data-box/users/developer/file_groups/models/model.joblib"),
+    ("/home/path/to/sub/model.onnx",
+     "s3://mymodule-data-box/users/developer/file_groups/models/sub/model.onnx"),
+    ("/home/path/to", "s3://mymodule-data-box/users/developer/file_groups/models"),
+])
+def test_an_s3_model_box_gives_the_model_url(tmp_path: Path, model_path: str, url: str) -> None:
+    kwargs = config_from_manifest(boxes(tmp_path, model_path=model_path)).storage_kwargs
+    assert kwargs["model_url"] == url
+    assert kwargs["model_key"] == model_path
+
+
+def test_a_copy_box_without_sub_path_is_the_bucket_root(tmp_path: Path) -> None:
+    text = BOXES.replace("MODEL_BOX", "user-box").replace("MODEL_PATH", "/model.pkl")
+    kwargs = config_from_manifest(write(tmp_path, text)).storage_kwargs
+    assert kwargs["model_url"] == "s3://users/model.pkl"
+
+
+def test_a_model_box_that_is_not_listed_or_not_s3_gives_no_url(tmp_path: Path) -> None:
+    assert "model_url" not in config_from_manifest(write(tmp_path, GOOD)).storage_kwargs
+    text = BOXES.replace("MODEL_BOX", "other").replace("MODEL_PATH", "/home/path/to/m.pkl")
+    assert "model_url" not in config_from_manifest(write(tmp_path, text)).storage_kwargs
+
+
+def test_a_relative_model_path_gives_no_url(tmp_path: Path) -> None:
+    # a file next to the manifest, as in examples/mlcomponent: served from there
+    kwargs = config_from_manifest(boxes(tmp_path, model_path="model/model.npz")).storage_kwargs
+    assert "model_url" not in kwargs
+    assert kwargs["model_key"] == str(tmp_path / "model" / "model.npz")
+
+
+def test_a_model_path_outside_its_box_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"modelPath: '/elsewhere/m.pkl' is not under the path "
+                                          r"'/home/path/to' of its model box 'model-box'"):
+        config_from_manifest(boxes(tmp_path, model_path="/elsewhere/m.pkl"))
+
+
+def test_an_s3_box_without_its_bucket_is_one_line(tmp_path: Path) -> None:
+    text = BOXES.replace("s3BoxName: mymodule-data-box", "other: x").replace(
+        "MODEL_BOX", "model-box").replace("MODEL_PATH", "/home/path/to/m.pkl")
+    with pytest.raises(ConfigError, match=r"connectedBoxes\[0\]\.mountS3Box\.s3BoxName: missing"):
+        config_from_manifest(write(tmp_path, text))
