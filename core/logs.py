@@ -253,8 +253,12 @@ def log_access(method: str, route: str, status: int, seconds: float, rows: int |
                                                     predict_id, _access_fields(method, route, status, seconds,
                                                                                rows, request_id),
                                                     trace_id), default=str).decode()
-        _write_line(handler, line + handler.terminator)
-        return
+        try:
+            _write_line(handler, line + handler.terminator)
+        except Exception:  # a closed stream...: written through logging below, which reports it
+            pass
+        else:
+            return
     # made here rather than by access_logger.info(): the caller's frame says nothing of use,
     # and looking it up is most of a record's cost, paid once per request
     record = access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, "%s", (message,), None,
@@ -293,31 +297,24 @@ def _write_line(handler: logging.StreamHandler[Any], line: str) -> None:
             while written < len(data):  # an interrupted or non-blocking write: the rest
                 written += os.write(fd, data[written:])
             return
-        except OSError:  # written through the stream from now on
-            global _stream_fd
-            _stream_fd = (stream, None)
+        except OSError:  # the rest through the stream
             line = data[written:].decode(stream.encoding, stream.errors)
     with handler.lock:  # type: ignore[union-attr]  # a handler's lock, made in its __init__
         stream.write(line)
         stream.flush()
 
 
-#: The stream :func:`_write_line` last wrote to, and its file descriptor (None: none to use).
-_stream_fd: tuple[Any, int | None] = (None, None)
-
-
 def _fileno(stream: Any) -> int | None:
-    """``stream``'s file descriptor, when the stream keeps nothing back from it."""
-    global _stream_fd
-    known, fd = _stream_fd
-    if stream is known:
-        return fd
+    """``stream``'s file descriptor, when the stream keeps nothing back from it; asked each
+    time (not remembered), so that a stream closed since (a test's capture file) is never
+    written to by the number its descriptor had."""
     try:
-        fd = stream.fileno() if stream.line_buffering or stream.write_through else None
+        if stream.line_buffering or stream.write_through:
+            fd: int = stream.fileno()
+            return fd
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        fd = None
-    _stream_fd = (stream, fd)
-    return fd
+        pass
+    return None
 
 
 _core_logger = logging.getLogger("core")

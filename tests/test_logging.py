@@ -262,3 +262,34 @@ def test_access_lines_from_many_threads_never_mix():
         assert set(route[len("/predict/"):]) <= {"x"}, line
     for n in range(8):
         assert sum(f"POST /predict/{'x' * n} 200" in line for line in lines) == 500
+
+
+CLOSED_SCRIPT = """
+import os, sys, tempfile
+from core.logs import _direct_handler, configure_logging, log_access
+configure_logging("INFO", "text")
+handler = _direct_handler()
+folder = tempfile.mkdtemp()
+first = open(os.path.join(folder, "first.log"), "w", buffering=1)
+handler.setStream(first)
+log_access("GET", "/into-first", 200, 0.001, 1)
+number = first.fileno()
+first.close()  # as a test's capture file is closed: its descriptor's number is free again
+second = open(os.path.join(folder, "second.log"), "w", buffering=1)
+assert second.fileno() == number  # the number is reused
+log_access("GET", "/after-close", 200, 0.001, 1)  # the handler still holds the closed stream
+second.close()
+handler.stream = sys.stderr  # setStream would flush the closed stream
+print(open(os.path.join(folder, "first.log")).read().count("/into-first"),
+      open(os.path.join(folder, "second.log")).read().count("/after-close"))
+"""
+
+
+def test_an_access_line_never_reaches_the_file_that_took_a_closed_streams_number():
+    """The direct path asks the stream for its descriptor on every line: a stream closed since
+    is reported the way ``logging`` reports it, never written through a number another file
+    now has."""
+    done = subprocess.run([sys.executable, "-c", CLOSED_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0"]
+    assert "Logging error" in done.stderr and "I/O operation on closed file" in done.stderr

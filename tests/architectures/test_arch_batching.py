@@ -18,10 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def post_all(url: str, bodies: list[dict[str, Any]], timeout: float = 30) -> list[httpx.Response]:
-    """POST every body at once, from as many threads."""
-    with httpx.Client(timeout=timeout) as client, \
-            concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(lambda body: client.post(f"{url}/predict", json=body), bodies))
+    """POST every body at once, from as many threads, each its own client and connection (one
+    httpx.Client's pool shared by 61 threads once failed a CI run with EBADF on the client)."""
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda body: httpx.post(f"{url}/predict", json=body, timeout=timeout), bodies))
 
 
 def expected(body: dict[str, Any]) -> list[float]:
