@@ -106,7 +106,10 @@ def test_a_stuck_call_fails_liveness_until_it_returns(arch_server: Any, mode: st
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_model_error_fails_its_request_alone(arch_server: Any, mode: str) -> None:
-    server = arch_server(faulty(mode))
+    """The other requests, before, beside and after it, get their answers. In ``batching`` a
+    model error fails every request of its batch (test_arch_batching), so there each batch
+    holds one request: what is checked is that the error stays in its own call."""
+    server = arch_server(faulty(mode, **({"max_batch_size": 1} if mode == "batching" else {})))
     bodies = [QUICK, {"X": [[-1.0, 0.0]]}, QUICK, {"X": [[5.0, 5.0], [1.0, 1.0]]}] * 5
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda body: httpx.post(f"{server.url}/predict", json=body, timeout=30),
