@@ -107,6 +107,19 @@ def _columns(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     parse_columns(value)  # raises ConfigError naming the bad column
 
 
+def _for_long_predictions(default: Any) -> Any:
+    """A validator for a key that only long predictions use: set without them, it is refused
+    (it would be silently ignored)."""
+
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value != default and getattr(inst, "is_long_predict", False) is False:
+            raise ConfigError(f"config key {attribute.name!r} is set but is_long_predict = false: only "
+                              "long predictions keep results in a store; set is_long_predict = true "
+                              "or remove it")
+
+    return check
+
+
 def _setting(default: Any, *types: type, optional: bool = False, extra: Any = ()) -> Any:
     validators = [_typed(*types, optional=optional), *extra]
     if isinstance(default, (dict, list)):
@@ -174,8 +187,8 @@ class Config:
     is_long_predict: bool = _setting(False, bool)
     ttl_predicted_data: float = _setting(60.0, float, int, extra=[_positive])
     ttl_client_wait: float = _setting(30.0, float, int, extra=[_positive])
-    result_store_type: str = _setting("local", str)
-    result_store_kwargs: dict[str, Any] = _setting({}, dict)
+    result_store_type: str = _setting("local", str, extra=[_for_long_predictions("local")])
+    result_store_kwargs: dict[str, Any] = _setting({}, dict, extra=[_for_long_predictions({})])
     max_batch_size: int = _setting(64, int, extra=[_positive])
     max_batch_wait: float = _setting(0.0, float, int, extra=[_not_negative])
     predict_timeout: float | None = _setting(None, float, int, optional=True, extra=[_positive])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,17 @@ def test_the_default_and_an_unknown_result_store() -> None:
     message = str(caught.value)
     assert "unknown result store 'redis' in result_store_type; installed: local" in message
     assert "pip install core-result-store-redis" in message
+
+
+@pytest.mark.parametrize("key, value", [("result_store_type", "redis"),
+                                        ("result_store_kwargs", {"directory": "/tmp/x"})])
+def test_a_result_store_without_long_predictions_is_refused(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config(**{key: value})
+    assert str(caught.value) == (f"config key {key!r} is set but is_long_predict = false: only long "
+                                 "predictions keep results in a store; set is_long_predict = true or "
+                                 "remove it")
+    assert Config(is_long_predict=True, mode="worker_and_queue", **{key: value}).is_long_predict
 
 
 def test_a_result_round_trips() -> None:

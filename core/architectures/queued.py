@@ -122,6 +122,8 @@ class LongResults:
         self.pending_ttl = float(pending_ttl)
         self._entries: dict[str, asyncio.Future[Any]] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        #: Results this process answered from the store: predictions another process ran.
+        self.answered_from_store = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -171,9 +173,11 @@ class LongResults:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     def counts(self) -> dict[str, int]:
-        """Long predictions this process ran and still holds: finished, and running."""
+        """Long predictions this process ran and still holds (finished, and running), and the
+        results it answered that another process ran."""
         done = sum(1 for future in self._entries.values() if future.done())
-        return {"results_ready": done, "results_pending": len(self._entries) - done}
+        return {"results_ready": done, "results_pending": len(self._entries) - done,
+                "results_from_store": self.answered_from_store}
 
     async def get(self, predict_id: str) -> Any:
         """The result of ``predict_id`` (raises the RequestError it failed with)."""
@@ -209,6 +213,7 @@ class LongResults:
                 ) from None
             if state is ResultState.READY:
                 assert payload is not None
+                self.answered_from_store += 1
                 return results.decode(payload)
             if state is ResultState.MISSING:
                 raise NotFound(

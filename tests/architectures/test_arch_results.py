@@ -76,11 +76,23 @@ def test_every_result_is_fetched_through_either_worker(arch_server: Any, tmp_pat
         assert answer.status_code == 500, answer.text
         detail = answer.json()["detail"][0]
         assert detail["type"] == "predict_error" and "poison" in detail["msg"]
-    workers = worker_pids(server.url)
-    assert len(workers) == 2, "one worker process answered every /info"
+    # Which worker accepts a connection is the kernel's choice, and under load one may take all
+    # of them: ask again, on new connections, until a worker that did not run a prediction has
+    # answered one from the store (results are kept 600 s).
+    for attempt in range(200):
+        workers = worker_pids(server.url)
+        assert len(workers) == 2, "one worker process answered every /info"
+        if sum(arch["results_from_store"] for arch in workers.values()) > 0:
+            break
+        answer = fresh_get(f"{server.url}/get-predict/{ids[attempt % (len(ids) - 1)]}")
+        assert answer.status_code == 200, answer.text
     ran = {pid: arch["results_ready"] for pid, arch in workers.items()}
     assert sum(ran.values()) == len(bodies), ran
-    assert all(count > 0 for count in ran.values()), f"one worker ran every prediction: {ran}"
+    from_store = {pid: arch["results_from_store"] for pid, arch in workers.items()}
+    assert sum(from_store.values()) > 0, f"no worker answered a prediction another ran: {from_store}"
+    for pid, count in from_store.items():  # only what the other worker ran comes from the store
+        other = sum(ran.values()) - ran[pid]
+        assert count == 0 or other > 0, (pid, from_store, ran)
     if isinstance(server, Server) and command == "core serve":
         server.stop()
 
