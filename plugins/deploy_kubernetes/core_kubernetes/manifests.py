@@ -172,6 +172,9 @@ def manifests(config_text: str, suffix: str, conf: Config, settings: Settings) -
     ``[ConfigMap, Deployment, Service, HorizontalPodAutoscaler]`` (no autoscaler with
     ``replicas``), or ``[ConfigMap, InferenceService]`` with ``kserve``."""
     check(settings)
+    if conf.metrics and conf.metrics_port == PORT:
+        raise ConfigError(f"metrics_port = {PORT} is the port core serves on in the container; choose "
+                          "another (e.g. 9100), or none to answer /metrics on the service's port")
     name = object_name(conf, settings)
     config_map = _config_map(name, config_text, suffix, settings)
     if settings.kserve:

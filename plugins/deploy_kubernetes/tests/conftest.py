@@ -32,10 +32,11 @@ def model_file(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def config_file(tmp_path: Path, model_file: Callable[..., Path]) -> Callable[..., Path]:
-    """``config_file(**settings)``: a TOML config serving the pickled model from disk."""
+    """``config_file(load_seconds=0, filename="config.toml", **settings)``: a TOML config
+    serving the pickled model from disk."""
 
-    def write(load_seconds: float = 0.0, **settings: Any) -> Path:
-        path = tmp_path / "config.toml"
+    def write(load_seconds: float = 0.0, filename: str = "config.toml", **settings: Any) -> Path:
+        path = tmp_path / filename
         path.write_text(tomli_w.dumps({
             "name": "sleeper", "storage_type": "disk", "binarization_type": "pickle",
             "storage_kwargs": {"path_to_files": str(model_file(load_seconds))}, **settings}))

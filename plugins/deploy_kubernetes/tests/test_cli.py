@@ -8,11 +8,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from core_kubernetes.manifests import PROBES
 from k8s_support import by_kind
 
 from core.cli import main
+from core.testing import Server
 
 IMAGE = "registry.example/sleeper:1"
 
@@ -46,6 +49,7 @@ MISTAKES = {
     "a bad name": (["{config}", "--name", "Sleeper_1"], "--name 'Sleeper_1': must be a DNS label"),
     "a bad secret": (["{config}", "--secret", "S3 keys"], "--secret 'S3 keys': must be the name of a Secret"),
     "a bad target": (["{config}", "--cpu-target", "150"], "--cpu-target 150: must be a percentage"),
+    "metrics on the service's port": (["{metrics_config}"], "metrics_port = 8080 is the port core serves on"),
     "an unknown config key": (["{bad_config}"], "unknown config key 'storage_typ'; did you mean 'storage_type'?"),
 }
 
@@ -56,7 +60,8 @@ def test_mistakes_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     config = config_file()
     bad_config = tmp_path / "bad.toml"
     bad_config.write_text('name = "x"\nstorage_typ = "disk"\n')
-    argv = [a.format(config=config, bad_config=bad_config) for a in args]
+    metrics_config = config_file(filename="metrics.toml", metrics_port=8080)
+    argv = [a.format(config=config, bad_config=bad_config, metrics_config=metrics_config) for a in args]
     assert main(["manifests", *argv, "--image", IMAGE]) == 1
     out, err = capsys.readouterr()
     assert out == ""
@@ -68,3 +73,20 @@ def test_an_unwritable_out_is_one_line(tmp_path: Path, config_file: Callable[...
     done = core("manifests", str(config_file()), "--image", IMAGE, "--out", "taken", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("core: error: --out taken: cannot write") and done.stderr.count("\n") == 1
+
+
+def test_the_mlcomponent_manifest_still_serves(tmp_path: Path) -> None:
+    """core-kubernetes adds a command beside core-mlcomponent's ``--manifest``: the seeds'
+    MLComponent manifest (the repository's example of it) is still served by ``core serve
+    --manifest``, and answers the probes the Deployment names."""
+    example = Path(__file__).resolve().parents[3] / "examples" / "mlcomponent" / "manifest.yaml"
+    assert "manifests" in core("--help", cwd=tmp_path).stdout
+    executable = Path(sys.executable).parent / "core"
+    command = [str(executable), "serve", "--manifest", str(example), "--host", "127.0.0.1", "--port", "{port}"]
+    with Server(None, directory=tmp_path, command=command) as server:
+        for path in PROBES.values():
+            assert httpx.get(server.url + path, timeout=10).status_code == 200, path
+        body = {"inputs": [{"name": "features", "datatype": "FP32", "data": [54, 2, 30], "shape": [1, 3]}],
+                "parameters": [["round", 0]]}
+        answer = httpx.post(server.url + "/inference", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
