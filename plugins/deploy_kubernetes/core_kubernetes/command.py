@@ -34,11 +34,12 @@ def add_command(commands: Any) -> None:
     scaling = command.add_argument_group("scaling")
     scaling.add_argument("--replicas", type=_count("--replicas"), metavar="N",
                          help="a fixed number of pods, without an autoscaler")
-    scaling.add_argument("--min", dest="min_replicas", type=_count("--min"), metavar="N", default=1,
-                         help="the autoscaler's least number of pods (default 1)")
-    scaling.add_argument("--max", dest="max_replicas", type=_count("--max"), metavar="N", default=4,
+    scaling.add_argument("--min", dest="min_replicas", type=_count("--min", least=0), metavar="N",
+                         help="the autoscaler's least number of pods (default 1; 0 with --kserve: "
+                         "scale to zero)")
+    scaling.add_argument("--max", dest="max_replicas", type=_count("--max"), metavar="N",
                          help="the autoscaler's most (default 4)")
-    scaling.add_argument("--cpu-target", type=_count("--cpu-target"), metavar="PERCENT", default=70,
+    scaling.add_argument("--cpu-target", type=_count("--cpu-target"), metavar="PERCENT",
                          help="the average CPU use the autoscaler aims at, in percent of --cpu (default 70)")
     scaling.add_argument("--workers", type=_count("--workers"), metavar="N",
                          help="core serve --workers N: N processes in each pod, each with its own model")
@@ -61,17 +62,17 @@ def add_command(commands: Any) -> None:
     command.set_defaults(func=run)
 
 
-def _count(option: str) -> Callable[[str], int]:
-    """An argparse type: a whole number of 1 or more; anything else is one line naming ``option``
-    (a ConfigError goes through argparse, to ``core``'s one-line report)."""
+def _count(option: str, least: int = 1) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``least`` or more; anything else is one line naming
+    ``option`` (a ConfigError goes through argparse, to ``core``'s one-line report)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise ConfigError(f"{option} {text!r}: must be a whole number") from None
-        if value < 1:
-            raise ConfigError(f"{option} {value}: must be 1 or more")
+        if value < least:
+            raise ConfigError(f"{option} {value}: must be {least} or more")
         return value
 
     return parse
@@ -90,9 +91,17 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot be read as a config file ({error})") from None
     conf = Config.from_file(path)  # a mistake in the config is one line now, not in the cluster
+    autoscaler = {"--min": args.min_replicas, "--max": args.max_replicas, "--cpu-target": args.cpu_target}
+    given = [option for option, value in autoscaler.items() if value is not None]
+    if args.replicas is not None and given:
+        raise ConfigError(f"--replicas fixes the number of pods; {' and '.join(given)} set the autoscaler: "
+                          "give one or the other")
+    defaults = Settings(image=args.image)
     settings = Settings(
         image=args.image, name=args.name, namespace=args.namespace, replicas=args.replicas,
-        min_replicas=args.min_replicas, max_replicas=args.max_replicas, cpu_target=args.cpu_target,
+        min_replicas=defaults.min_replicas if args.min_replicas is None else args.min_replicas,
+        max_replicas=args.max_replicas or defaults.max_replicas,
+        cpu_target=args.cpu_target or defaults.cpu_target,
         cpu=args.cpu, memory=args.memory, workers=args.workers, startup_seconds=args.startup_seconds,
         secrets=tuple(args.secrets), service_account=args.service_account, kserve=args.kserve,
         storage_uri=args.storage_uri,

@@ -21,14 +21,14 @@ import attrs
 from core.config import CONFIG_ENV, Config
 from core.errors import ConfigError
 
+#: The port core serves on in the container; 8080 is the port KServe expects of a custom
+#: predictor (Knative's default ``PORT``).
+PORT = 8080
 #: The container's command, the image's ``ENTRYPOINT``.
 COMMAND = ["core"]
 #: The image's ``CMD``: ``core serve`` on every interface of the pod, on :data:`PORT`, with the
 #: config that ``CORE_CONFIG`` names (``--workers N`` is added when asked).
-ARGS = ["serve", "--host", "0.0.0.0", "--port", "8080"]
-#: The port core serves on in the container; 8080 is the port KServe expects of a custom
-#: predictor (Knative's default ``PORT``).
-PORT = 8080
+ARGS = ["serve", "--host", "0.0.0.0", "--port", str(PORT)]
 #: The image's non-root user (numeric, so that ``runAsNonRoot`` can be checked by the kubelet).
 USER_ID = 10001
 #: Where the ConfigMap is mounted; the config file is ``CONFIG_DIR/config<suffix>``.
@@ -63,7 +63,7 @@ class Settings:
     :ivar name: the objects' name (a DNS label); default: the config's ``name``, made one.
     :ivar namespace: the objects' namespace; default: none (``kubectl``'s current one).
     :ivar replicas: a fixed number of pods, and no HorizontalPodAutoscaler.
-    :ivar min_replicas: the autoscaler's least number of pods.
+    :ivar min_replicas: the autoscaler's least number of pods (0, scale to zero: KServe only).
     :ivar max_replicas: the autoscaler's most.
     :ivar cpu_target: the average CPU use, in percent of the request, the autoscaler aims at.
     :ivar cpu: CPU request and limit of the container (``"1"``, ``"500m"``).
@@ -126,6 +126,9 @@ def check(settings: Settings) -> None:
     if settings.replicas is not None and settings.kserve:
         raise ConfigError("--replicas is for the Deployment; with --kserve give --min and --max "
                           "(KServe scales the predictor)")
+    if settings.min_replicas == 0 and not settings.kserve:
+        raise ConfigError("--min 0 (scale to zero) is for KServe's serverless mode (--kserve); a "
+                          "HorizontalPodAutoscaler keeps at least 1 pod")
     if settings.min_replicas > settings.max_replicas:
         raise ConfigError(f"--min {settings.min_replicas} is more than --max {settings.max_replicas}")
     if not 1 <= settings.cpu_target <= 100:

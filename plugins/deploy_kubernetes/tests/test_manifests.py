@@ -26,7 +26,7 @@ CASES = {
     "kserve": ["--kserve"],
     "kserve-everything": ["--kserve", "--workers", "2", "--storage-uri", "s3://models/sleeper/",
                           "--secret", "s3-credentials", "--service-account", "models-reader",
-                          "--namespace", "models", "--min", "2", "--max", "3"],
+                          "--namespace", "models", "--min", "0", "--max", "3"],
 }
 
 
