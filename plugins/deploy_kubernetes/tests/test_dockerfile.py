@@ -5,7 +5,10 @@ config path) is what the manifests say the container runs."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,19 @@ def test_it_is_built_on_python_slim_and_installs_plugins_that_exist(recipe: Dock
     model_dir = recipe.args["MODEL_DIR"]
     assert (ROOT / model_dir).is_dir() and not any(  # no model baked in unless asked
         p.suffix in {".pkl", ".onnx", ".npz"} for p in (ROOT / model_dir).iterdir())
+
+
+def test_its_build_step_makes_a_wheel_of_core_and_of_each_plugin(recipe: DockerfileParser, tmp_path: Path) -> None:
+    """The build stage's RUN, as its shell runs it, in a folder laid out as its COPY lays out
+    /src (the repository's root), with ``PLUGINS`` naming an extra; pip builds the wheels of
+    what it names (their dependencies are left out here: they come from the package index)."""
+    (run,) = [item["value"] for item in recipe.structure if item["instruction"] == "RUN" and "pip wheel" in item["value"]]
+    pip = f"{shlex.quote(sys.executable)} -m pip wheel --no-deps --no-build-isolation --quiet"
+    script = run.replace("pip wheel", pip).replace("/wheels", shlex.quote(str(tmp_path)))
+    plugins = "storage_disk storage_remote[s3] protocol_v2"
+    subprocess.run(["sh", "-c", script], cwd=ROOT, env={**os.environ, "PLUGINS": plugins}, check=True, timeout=300)
+    assert sorted(wheel.name.split("-")[0] for wheel in tmp_path.glob("*.whl")) == [
+        "core", "core_protocol_v2", "core_storage_disk", "core_storage_remote"]
 
 
 @pytest.mark.parametrize("options", [[], ["--kserve"]], ids=["deployment", "kserve"])
