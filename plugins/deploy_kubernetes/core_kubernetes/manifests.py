@@ -50,6 +50,13 @@ STARTUP_PERIOD = 5
 #: the pods on ``kubectl apply`` (a ConfigMap change alone would not restart them).
 CONFIG_HASH_ANNOTATION = "core-kubernetes/config-sha256"
 
+#: The pods' ``enableServiceLinks``: false, because the kubelet would otherwise give every
+#: container ``<SERVICE>_SERVICE_HOST``, ``<SERVICE>_PORT``... for each Service of the
+#: namespace, and a Service whose name starts with ``core`` (``core-iris``) makes them
+#: ``CORE_*`` variables, which core reads as config keys: the pod would not start. Services are
+#: found through DNS instead.
+ENABLE_SERVICE_LINKS = False
+
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _CPU = re.compile(r"(\d+(\.\d+)?|\.\d+)m?")
 _MEMORY = re.compile(r"(\d+(\.\d+)?|\.\d+)([EPTGMk]i?|Ki|e\d+)?")
@@ -283,6 +290,7 @@ def _deployment(name: str, config_text: str, suffix: str, conf: Config, settings
     }
     pod_spec: dict[str, Any] = {
         **({"serviceAccountName": settings.service_account} if settings.service_account else {}),
+        "enableServiceLinks": ENABLE_SERVICE_LINKS,
         "terminationGracePeriodSeconds": termination_grace_seconds(conf),
         "securityContext": {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
                             "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -359,6 +367,7 @@ def _inference_service(name: str, config_text: str, suffix: str, conf: Config,
         "scaleMetric": "cpu",
         "scaleTarget": settings.cpu_target,
         **({"serviceAccountName": settings.service_account} if settings.service_account else {}),
+        "enableServiceLinks": ENABLE_SERVICE_LINKS,
         "containers": [container],
         "volumes": [_config_volume(name)],
     }

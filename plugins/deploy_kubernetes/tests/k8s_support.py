@@ -75,6 +75,12 @@ class Pod:
                 assert volume == {"name": mount["name"], "emptyDir": {}}
             self.mounts[mount["mountPath"]] = folder
         self.env = {item["name"]: self.local(item["value"]) for item in self.container["env"]}
+        if spec.get("enableServiceLinks", True):  # what the kubelet adds for the namespace's Services
+            for service in (d for d in documents if d["kind"] == "Service"):
+                prefix = service["metadata"]["name"].upper().replace("-", "_")
+                port = service["spec"]["ports"][0]["port"]
+                self.env.update({f"{prefix}_SERVICE_HOST": "10.96.0.10", f"{prefix}_SERVICE_PORT": str(port),
+                                 f"{prefix}_PORT": f"tcp://10.96.0.10:{port}"})
         self.root = root
 
     def local(self, value: str) -> str:

@@ -33,7 +33,8 @@ def get(server: Server, path: str) -> httpx.Response:
     return httpx.get(server.url + path, timeout=10)
 
 
-@pytest.mark.parametrize("options", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+@pytest.mark.parametrize("options", [[], ["--workers", "2"], ["--name", "core-sleeper"]],
+                         ids=["one-process", "workers", "a-service-named-core-something"])
 def test_the_deployment_serves_its_probes(capsys: pytest.CaptureFixture[str], config_file: Callable[..., Path],
                                           pod: Callable[..., Pod], options: list[str]) -> None:
     documents = manifests(capsys, str(config_file()), "--image", IMAGE, *options)
@@ -67,8 +68,11 @@ def test_liveness_holds_through_a_long_prediction_and_readiness_fails_while_drai
         long_call = threading.Thread(target=predict)
         long_call.start()
         started.wait()
-        while not httpx.get(server.url + "/info", timeout=10).json()["architecture"].get("in_flight"):
-            pass  # until the prediction is running
+        for _ in range(10_000):  # until the prediction is running (bounded: never hang the suite)
+            if httpx.get(server.url + "/info", timeout=10).json()["architecture"]["in_flight"]:
+                break
+        else:
+            pytest.fail("the prediction never ran")
         assert get(server, paths["livenessProbe"]).status_code == 200
         server.terminate()  # SIGTERM, as the kubelet sends it
         while get(server, paths["readinessProbe"]).status_code == 200:
