@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.replicas is not None and given:
         raise ConfigError(f"--replicas fixes the number of pods; {' and '.join(given)} set the autoscaler: "
                           "give one or the other")
+    if args.min_replicas == 0 and args.cpu_target is not None:
+        raise ConfigError("--min 0 scales to zero on KServe's own metric (requests in flight), not on "
+                          "CPU: drop --cpu-target")
     defaults = Settings(image=args.image)
     settings = Settings(
         image=args.image, name=args.name, namespace=args.namespace, replicas=args.replicas,

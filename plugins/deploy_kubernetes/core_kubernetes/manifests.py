@@ -364,8 +364,9 @@ def _inference_service(name: str, config_text: str, suffix: str, conf: Config,
         "annotations": {CONFIG_HASH_ANNOTATION: _sha256(config_text)},
         "minReplicas": settings.min_replicas,
         "maxReplicas": settings.max_replicas,
-        "scaleMetric": "cpu",
-        "scaleTarget": settings.cpu_target,
+        # on CPU as the Deployment's autoscaler; scaling to zero needs Knative's own metric
+        # (requests in flight), as its CPU autoscaler (HPA) keeps at least one pod
+        **({"scaleMetric": "cpu", "scaleTarget": settings.cpu_target} if settings.min_replicas else {}),
         **({"serviceAccountName": settings.service_account} if settings.service_account else {}),
         "enableServiceLinks": ENABLE_SERVICE_LINKS,
         "containers": [container],

@@ -51,6 +51,8 @@ MISTAKES = {
     "replicas and an autoscaler": (["{config}", "--replicas", "2", "--max", "5"],
                                    "--replicas fixes the number of pods; --max set the autoscaler"),
     "scale to zero without kserve": (["{config}", "--min", "0"], "--min 0 (scale to zero) is for KServe"),
+    "scale to zero on cpu": (["{config}", "--kserve", "--min", "0", "--cpu-target", "50"],
+                             "--min 0 scales to zero on KServe's own metric"),
     "a bad target": (["{config}", "--cpu-target", "150"], "--cpu-target 150: must be a percentage"),
     "metrics on the service's port": (["{metrics_config}"], "metrics_port = 8080 is the port core serves on"),
     "an unknown config key": (["{bad_config}"], "unknown config key 'storage_typ'; did you mean 'storage_type'?"),

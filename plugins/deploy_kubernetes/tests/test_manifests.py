@@ -164,3 +164,13 @@ def test_the_inference_service_is_a_v2_custom_predictor(capsys: pytest.CaptureFi
     assert {"name": "STORAGE_URI", "value": "gs://bucket/sleeper"} in run["env"]
     assert run["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert run["args"][run["args"].index("--port") + 1] == "8080"
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["scaleMetric"], predictor["scaleTarget"], predictor["minReplicas"]) == ("cpu", 70, 1)
+
+
+def test_scale_to_zero_leaves_the_metric_to_knative(capsys: pytest.CaptureFixture[str],
+                                                    config_file: Callable[..., Path]) -> None:
+    isvc = by_kind(manifests(capsys, str(config_file()), "--image", IMAGE, "--kserve", "--min", "0"))["InferenceService"]
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["minReplicas"] == 0 and "scaleMetric" not in predictor and "scaleTarget" not in predictor
+    assert kserve_problems(isvc) == []
