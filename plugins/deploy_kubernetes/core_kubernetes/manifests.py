@@ -338,10 +338,11 @@ def _inference_service(name: str, config_text: str, suffix: str, conf: Config,
                        settings: Settings) -> dict[str, Any]:
     """KServe's custom predictor: the container named ``kserve-container``, its ``PROTOCOL``
     variable saying ``v2`` (how KServe learns a custom predictor's protocol), one port, 8080.
-    Knative (KServe's serverless mode) refuses a pod ``securityContext``, a termination grace
-    period and ``emptyDir`` volumes by default: the container's own securityContext is kept,
-    and the remote storage caches in the user's home (``~/.cache/core``). Metrics are on the
-    service's port (Knative allows one)."""
+    Knative (KServe's serverless mode) accepts only part of a pod spec (no pod
+    ``securityContext`` or ``emptyDir`` by default; it sets the grace period itself): the
+    container's own securityContext is kept, and the remote storage caches in the image's
+    ``CORE_CACHE_DIR`` (``/var/cache/core``). Metrics are on the service's port (Knative allows
+    one)."""
     env = [*_env(suffix, cache=False), {"name": "PROTOCOL", "value": "v2"}]
     if settings.storage_uri is not None:
         env.append({"name": "STORAGE_URI", "value": settings.storage_uri})
