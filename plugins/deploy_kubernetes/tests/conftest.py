@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import sys
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def config_file(tmp_path: Path, model_file: Callable[..., Path]) -> Callable[...
 @pytest.fixture
 def pod(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Pod]:
     """``pod(documents)``: a :class:`Pod` of those manifests, in its own folder."""
-    count = iter(range(1000))
+    count = itertools.count()
 
     def make(documents: list[dict[str, Any]]) -> Pod:
         return Pod(documents, tmp_path / f"pod-{next(count)}")
