@@ -43,6 +43,7 @@ TEST_NEEDS: dict[str, list[str]] = {
     "transformer_pandas": ["storage_disk", "storage_memory", "binarizer_pickle"],
     "tracing_opentelemetry": ["storage_memory"],
     "storage_remote": ["binarizer_pickle", "binarizer_onnx", "mlcomponent"],
+    "deploy_kubernetes": ["storage_disk", "binarizer_pickle", "protocol_v2", "mlcomponent"],
 }
 
 
