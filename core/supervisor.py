@@ -309,14 +309,14 @@ async def drain(app: ServeApp, sockets: Sockets, seconds: float, refused: list[t
     2. for ``seconds`` (``drain_seconds``) the server goes on serving, so that a client whose
        next request is already on its way gets it answered, and a load balancer has time to
        see the readiness change;
-    3. it stops accepting connections (``stop_accepting``, the server's way). A process that owns the listening sockets (``core
-       serve`` in one process) then, in one step, takes the connections waiting to be
-       accepted, answers each 503 (``Connection: close``; the threads are added to
+    3. it stops accepting connections (``stop_accepting``, the server's way). A process
+       that owns the listening sockets (``core serve`` in one process) then, in one step,
+       takes the connections waiting to be accepted, answers each 503 (``Connection: close``; the threads are added to
        ``refused``) and stops listening, so that later ones are refused by the system before
        they send anything. With workers, the supervisor does that for all of them
        (:class:`Refuser`);
     4. :data:`SETTLE` seconds later (the connections accepted just before have sent their
-       requests) hypercorn's shutdown begins: no request is dropped unread.
+       requests) the server's own shutdown begins: no request is dropped unread.
     """
     app.drain()
     if seconds > 0:
