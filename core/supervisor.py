@@ -1,14 +1,17 @@
-"""How ``core serve`` runs hypercorn: in this process, or as N worker processes it keeps alive.
+"""How ``core serve`` runs its HTTP server: in this process, or as N worker processes it keeps
+alive; the server is hypercorn (the default) or uvicorn (``--server uvicorn``), the same way.
 
-Both ways use hypercorn's own machinery: ``Config.create_sockets()`` binds the sockets, and
-``worker_serve``, the coroutine hypercorn runs in each of its worker processes, serves the app
-on them. The sockets are bound before any model loads (:func:`bind`), so a taken port is one
-line and no wasted load. ``serving ... on ...`` is printed only once the server accepts
-connections: ``worker_serve`` awaits its shutdown trigger only after every socket listens,
-and the trigger used here announces, then waits for the stop.
+hypercorn's ``Config.create_sockets()`` binds the sockets, before any model loads
+(:func:`bind`), so a taken port is one line and no wasted load. Then either server serves the
+app on them (:func:`serve_app`): hypercorn's ``worker_serve``, the coroutine hypercorn runs in
+each of its worker processes, or uvicorn's ``Server.serve(sockets=...)``. ``serving ... on
+...`` is printed only once the server accepts connections: ``worker_serve`` awaits its
+shutdown trigger, and uvicorn's ``Server`` runs its ``main_loop``, only after every socket
+listens; there core announces, then waits for the stop, drains, and lets the server's own
+graceful shutdown finish.
 
 **One process** (:func:`serve_in_process`, ``core serve``): SIGINT and SIGTERM drain the app
-and start hypercorn's graceful shutdown; a signal while the model still loads ends the process
+and start the server's graceful shutdown; a signal while the model still loads ends the process
 at once.
 
 **Workers** (:class:`Supervisor`, ``core serve --workers N``). ``hypercorn --workers N`` stops
