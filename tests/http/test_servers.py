@@ -1,8 +1,9 @@
 """core under each HTTP server it supports, end to end: ``core serve --server hypercorn|uvicorn``
-and the servers run directly (``hypercorn core.app:app``, ``uvicorn core.app:app``). The same
-start-up (never serving without the model; exit code 1 and one line), ``/predict``, the gate's
-limits on a body that streams in (413 chunked, 408 slow), and the graceful shutdown with
-requests in flight. The worker processes under each server are in ``tests/test_supervisor.py``.
+and the servers run directly (``hypercorn core.app:app``, ``uvicorn core.app:app``, ``granian
+--interface asgi core.app:app``). The same start-up (never serving without the model; exit
+code 1 and one line), ``/predict``, the gate's limits on a body that streams in (413 chunked,
+408 slow), and the graceful shutdown with requests in flight. The worker processes under each
+server are in ``tests/test_supervisor.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ COMMANDS = {
     "hypercorn core.app:app": [sys.executable, "-m", "hypercorn", "core.app:app", "--bind", "127.0.0.1:{port}"],
     "uvicorn core.app:app": [sys.executable, "-m", "uvicorn", "core.app:app", "--host", "127.0.0.1",
                              "--port", "{port}"],
+    "granian core.app:app": [sys.executable, "-m", "granian", "--interface", "asgi", "core.app:app",
+                             "--host", "127.0.0.1", "--port", "{port}"],
 }
 CORE_SERVE = [name for name in COMMANDS if name.startswith("core serve")]
 ROWS = {"X": [[1, 2], [3, 4]]}
