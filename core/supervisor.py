@@ -231,7 +231,8 @@ def uvicorn_config(app: Any, hypercorn_config: HypercornConfig) -> Any:
     return uvicorn.Config(
         app, lifespan="on", log_config=None, access_log=False, proxy_headers=False,
         timeout_keep_alive=int(hypercorn_config.keep_alive_timeout),
-        timeout_graceful_shutdown=max(1, round(hypercorn_config.graceful_timeout)),
+        # typed int, used as asyncio.timeout()'s seconds: the float is kept as hypercorn keeps it
+        timeout_graceful_shutdown=hypercorn_config.graceful_timeout,  # type: ignore[arg-type]
     )
 
 
