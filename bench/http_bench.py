@@ -1,4 +1,5 @@
-"""HTTP benchmark: ``hypercorn core.app:app`` against a minimal Starlette app on the same model.
+"""HTTP benchmark: ``hypercorn core.app:app`` against a minimal Starlette app on the same model
+(or both under uvicorn: ``--http-server uvicorn``).
 
 Both servers serve the same 20-feature ONNX model (:func:`bench.models.http_bench_model`) with
 ``intra_op_num_threads = 1``, are pinned to one core (``--server-cpu``, default 0) and stay
@@ -18,6 +19,10 @@ a core of their own when CPU-bound. ``--repeat N`` runs each cell N times, the s
 turns, and keeps each server's median run. Exits 1 if a cell misses the target
 (``--no-fail`` to exit 0 anyway), 2 if a server misbehaves (non-2xx answers, socket errors,
 failed start).
+
+``--http-server uvicorn`` runs every server (the baseline too) under ``uvicorn APP`` (uvloop and
+httptools, ``--no-access-log``) instead of hypercorn: core under uvicorn against the baseline
+under uvicorn, measured in turn as above.
 
 Other servers: ``--variant NAME='TOML'`` adds a core server whose config is the benchmark's
 config plus the TOML keys, e.g. ``--variant batching='mode = "batching"'``;
@@ -97,6 +102,7 @@ class Server:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    http_server: str = "hypercorn"
 
     @property
     def is_baseline(self) -> bool:
@@ -107,14 +113,26 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self, cpu: str) -> list[str]:
+        if self.http_server == "uvicorn":
+            return ["taskset", "-c", cpu, *script_command("uvicorn"), self.app, "--host", "127.0.0.1",
+                    "--port", str(self.port), "--no-access-log", "--log-level", "warning"]
         return ["taskset", "-c", cpu, *hypercorn_command(), self.app,
                 "--bind", f"127.0.0.1:{self.port}"]
 
 
+#: The HTTP servers the benchmark runs the apps under (``--http-server``).
+HTTP_SERVERS = ("hypercorn", "uvicorn")
+
+
+def script_command(name: str) -> list[str]:
+    """The venv's ``name`` script, or ``python -m name`` when there is none."""
+    script = Path(sys.executable).with_name(name)
+    return [str(script)] if script.exists() else [sys.executable, "-m", name]
+
+
 def hypercorn_command() -> list[str]:
     """The venv's ``hypercorn`` script, or ``python -m hypercorn`` when there is none."""
-    script = Path(sys.executable).with_name("hypercorn")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "hypercorn"]
+    return script_command("hypercorn")
 
 
 def toml_value(value: Any) -> str:
@@ -544,6 +562,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--revision", action="append", type=parse_revision, default=[],
                         metavar="NAME=REV",
                         help="a core server running the code of git revision REV (e.g. before=HEAD~1)")
+    parser.add_argument("--http-server", choices=HTTP_SERVERS, default="hypercorn",
+                        help="the HTTP server every app runs under, the baseline too (default hypercorn)")
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the servers")
     parser.add_argument("--client-cpu", default="1", help="taskset CPU list for wrk")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -574,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = http_bench_model(workdir)
         servers = make_servers(args.servers, args.variants, args.revisions, model, workdir)
+        for server in servers:
+            server.http_server = args.http_server
         scripts = {rows: write_wrk_script(workdir, rows) for rows in ROWS}
         with running(servers, args.server_cpu, workdir):
             for rows in ROWS:
@@ -590,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\n{machine()}; servers on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; "
+    print(f"\n{machine()}; under {args.http_server}; servers on CPU {args.server_cpu}, "
+          f"wrk on CPU {args.client_cpu}; "
           f"{args.seconds:g} s per measurement, median of {args.repeat}\n")
     all_ok = True
     for server in servers:

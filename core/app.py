@@ -1,4 +1,4 @@
-"""``core.app:app``: the ASGI app that ``hypercorn core.app:app`` serves.
+"""``core.app:app``: the ASGI app that ``hypercorn core.app:app`` (or ``uvicorn core.app:app``) serves.
 
 Importing this module does no work. At server start-up (the ASGI lifespan) the config is read
 from the file named by ``CORE_CONFIG`` plus ``CORE_<KEY>`` overrides, the model is loaded and

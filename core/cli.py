@@ -22,7 +22,7 @@ import orjson
 
 from core.config import CONFIG_ENV, Config
 from core.errors import ConfigError, CoreError, PluginError
-from core.supervisor import EXIT_CRASH_LOOP, CrashLoop
+from core.supervisor import DEFAULT_SERVER, EXIT_CRASH_LOOP, SERVERS, CrashLoop, check_server
 
 CONFIG_SUFFIXES = {".toml", ".json", ".yaml", ".yml"}
 #: Options that plugins of this repository add, and what to install to get them: a missing
@@ -116,13 +116,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.workers and crash_loop != CrashLoop():
         raise ConfigError("--max-worker-deaths and --worker-deaths-window apply to worker processes: "
                           "add --workers N")
+    check_server(args.server)
     configure_logging(conf.log_level, conf.log_format)
     check_config(conf)
     hypercorn_config = UP(conf=conf).web.hypercorn_config()
     sockets = bind(hypercorn_config)  # a taken port is one line, before the model loads
     if args.workers:
-        return Supervisor(conf, hypercorn_config, sockets, args.workers, crash_loop).run()
-    return serve_in_process(conf, hypercorn_config, sockets)
+        return Supervisor(conf, hypercorn_config, sockets, args.workers, crash_loop, args.server).run()
+    return serve_in_process(conf, hypercorn_config, sockets, args.server)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -217,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--mode", help="architecture: directly_to_predict, worker_and_queue, batching")
     serve.add_argument("--binarizer", help="binarization_type: pickle, onnx... (default: auto, which "
                        "does not unpickle a file unless its sha256 is pinned)")
+    serve.add_argument("--server", choices=list(SERVERS), default=DEFAULT_SERVER,
+                       help=f"the HTTP server (default {DEFAULT_SERVER}; uvicorn is faster: "
+                       "pip install 'core[uvicorn]')")
     workers = serve.add_argument_group("worker processes")
     workers.add_argument("--workers", type=_count, metavar="N", help="serve from N processes; one that "
                          "dies is replaced (default: serve from this process)")

@@ -1,14 +1,17 @@
-"""How ``core serve`` runs hypercorn: in this process, or as N worker processes it keeps alive.
+"""How ``core serve`` runs its HTTP server: in this process, or as N worker processes it keeps
+alive; the server is hypercorn (the default) or uvicorn (``--server uvicorn``), the same way.
 
-Both ways use hypercorn's own machinery: ``Config.create_sockets()`` binds the sockets, and
-``worker_serve``, the coroutine hypercorn runs in each of its worker processes, serves the app
-on them. The sockets are bound before any model loads (:func:`bind`), so a taken port is one
-line and no wasted load. ``serving ... on ...`` is printed only once the server accepts
-connections: ``worker_serve`` awaits its shutdown trigger only after every socket listens,
-and the trigger used here announces, then waits for the stop.
+hypercorn's ``Config.create_sockets()`` binds the sockets, before any model loads
+(:func:`bind`), so a taken port is one line and no wasted load. Then either server serves the
+app on them (:func:`serve_app`): hypercorn's ``worker_serve``, the coroutine hypercorn runs in
+each of its worker processes, or uvicorn's ``Server.serve(sockets=...)``. ``serving ... on
+...`` is printed only once the server accepts connections: ``worker_serve`` awaits its
+shutdown trigger, and uvicorn's ``Server`` runs its ``main_loop``, only after every socket
+listens; there core announces, then waits for the stop, drains, and lets the server's own
+graceful shutdown finish.
 
 **One process** (:func:`serve_in_process`, ``core serve``): SIGINT and SIGTERM drain the app
-and start hypercorn's graceful shutdown; a signal while the model still loads ends the process
+and start the server's graceful shutdown; a signal while the model still loads ends the process
 at once.
 
 **Workers** (:class:`Supervisor`, ``core serve --workers N``). ``hypercorn --workers N`` stops
@@ -38,9 +41,10 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +75,21 @@ EXIT_CRASH_LOOP = 3
 POLL_INTERVAL = 0.1
 #: Seconds a stopping worker gets beyond its graceful timeouts before it is killed.
 STOP_MARGIN = 5.0
+
+#: The HTTP servers ``core serve --server NAME`` runs, and what to install for each.
+SERVERS = {"hypercorn": "core (hypercorn is a dependency)", "uvicorn": "'core[uvicorn]'"}
+DEFAULT_SERVER = "hypercorn"
+
+
+def check_server(name: str) -> None:
+    """:raises ConfigError: one line saying what to install when ``name``'s server (and for
+    uvicorn its fast parts, uvloop and httptools) is not installed."""
+    import importlib.util
+
+    needs = {"uvicorn": ("uvicorn", "uvloop", "httptools")}.get(name, ())
+    missing = [module for module in needs if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"--server {name} needs {', '.join(missing)}: pip install {SERVERS[name]}")
 
 
 @attrs.frozen
@@ -127,9 +146,11 @@ async def serve_app(
     signals: tuple[signal.Signals, ...],
     stop_when: Callable[[], bool] | None = None,
     owns_listeners: bool = True,
+    server: str = DEFAULT_SERVER,
 ) -> None:
-    """Serve ``app`` on ``sockets`` with hypercorn's ``worker_serve`` until stopped.
+    """Serve ``app`` on ``sockets`` with ``server`` (one of :data:`SERVERS`) until stopped.
 
+    :param hypercorn_config: the server's settings (hypercorn's; uvicorn gets the same ones).
     :param on_listening: called once every socket accepts connections (the app has started).
     :param on_stopped_while_starting: called when one of ``signals`` arrives before that; it
         must end the process (there is nothing to finish while the model loads).
@@ -138,9 +159,6 @@ async def serve_app(
     :param owns_listeners: this process alone serves the sockets: at shutdown it answers the
         connections left waiting and stops listening (with workers, the supervisor does).
     """
-    from hypercorn.asyncio.run import worker_serve
-    from hypercorn.utils import wrap_app
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     listening = False
@@ -159,8 +177,9 @@ async def serve_app(
             await asyncio.sleep(POLL_INTERVAL)
         stop.set()
 
-    async def shutdown_trigger() -> None:
-        # worker_serve awaits this only after asyncio.start_server() ran for every socket.
+    async def until_stopped(stop_accepting: Callable[[], None]) -> None:
+        """Called by the server once every socket listens: announce, wait for the stop,
+        drain; the server's own graceful shutdown follows."""
         nonlocal listening
         listening = True
         on_listening()
@@ -171,12 +190,101 @@ async def serve_app(
             if watcher is not None:
                 watcher.cancel()
         await drain(app, sockets, app.up.conf.drain_seconds if app.up is not None else 0.0,
-                    refused, owns_listeners)
+                    refused, owns_listeners, stop_accepting)
 
     refused: list[threading.Thread] = []
-    await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
-                       hypercorn_config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+    if server == "uvicorn":
+        await _serve_uvicorn(app, hypercorn_config, sockets, until_stopped)
+    else:
+        await _serve_hypercorn(app, hypercorn_config, sockets, until_stopped)
     finish_refusals(refused)
+
+
+UntilStopped = Callable[[Callable[[], None]], Awaitable[None]]
+
+
+async def _serve_hypercorn(app: ServeApp, hypercorn_config: HypercornConfig, sockets: Sockets,
+                           until_stopped: UntilStopped) -> None:
+    """hypercorn's ``worker_serve`` (the coroutine each of its worker processes runs): it
+    awaits its ``shutdown_trigger`` only after ``asyncio.start_server()`` ran for every
+    socket, and begins its graceful shutdown when the trigger returns."""
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import wrap_app
+
+    loop = asyncio.get_running_loop()
+
+    def stop_accepting() -> None:
+        for sock in listeners(sockets):
+            loop.remove_reader(sock.fileno())  # asyncio's accept callback
+
+    await worker_serve(wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+                       hypercorn_config, sockets=sockets,
+                       shutdown_trigger=lambda: until_stopped(stop_accepting))
+
+
+def uvicorn_config(app: Any, hypercorn_config: HypercornConfig) -> Any:
+    """uvicorn's ``Config`` for ``app`` with core's settings: the lifespan required, core's
+    logging and access log (not uvicorn's), hypercorn's keep-alive timeout, the graceful
+    timeout, and no ``X-Forwarded-*`` rewriting (hypercorn does none either)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, lifespan="on", log_config=None, access_log=False, proxy_headers=False,
+        timeout_keep_alive=int(hypercorn_config.keep_alive_timeout),
+        # typed int, used as asyncio.timeout()'s seconds: the float is kept as hypercorn keeps it
+        timeout_graceful_shutdown=hypercorn_config.graceful_timeout,  # type: ignore[arg-type]
+    )
+
+
+async def _serve_uvicorn(app: ServeApp, hypercorn_config: HypercornConfig, sockets: Sockets,
+                         until_stopped: UntilStopped) -> None:
+    """uvicorn's ``Server.serve`` on copies of the sockets: its ``main_loop`` (which runs once
+    every socket listens) waits in ``until_stopped``; closing uvicorn's listeners (its copies,
+    whatever the event loop) stops it accepting while ours stay open for :func:`drain`."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # core's signal handlers stay
+            yield
+
+        async def main_loop(self) -> None:
+            ticks = asyncio.ensure_future(super().main_loop())  # uvicorn's Date header
+            try:
+                await until_stopped(self.stop_accepting)
+            finally:
+                self.should_exit = True
+                await ticks
+
+        def stop_accepting(self) -> None:
+            for listener in self.servers:
+                listener.close()
+
+    copies = [sock.dup() for sock in listeners(sockets)]
+    try:
+        await Server(uvicorn_config(app, hypercorn_config)).serve(sockets=copies)
+    finally:
+        for sock in copies:
+            sock.close()
+
+
+def run(main: Coroutine[Any, Any, None], server: str) -> None:
+    """``asyncio.run(main)``, on uvloop's event loop under uvicorn when it is installed (as
+    uvicorn's ``--loop auto`` chooses)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if server == "uvicorn":
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            factory = uvloop.new_event_loop
+    if factory is None:
+        asyncio.run(main)
+    elif sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main)
+    else:  # pragma: no cover - Python 3.10
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(main)
 
 
 #: Seconds between the end of accepting and hypercorn's shutdown: a client that connected just
@@ -196,7 +304,7 @@ def listeners(sockets: Sockets) -> list[socket.socket]:
 
 
 async def drain(app: ServeApp, sockets: Sockets, seconds: float, refused: list[threading.Thread],
-                owns_listeners: bool) -> None:
+                owns_listeners: bool, stop_accepting: Callable[[], None]) -> None:
     """The graceful shutdown's first part, before hypercorn's (which closes idle connections
     and gives the requests in flight ``graceful_timeout``):
 
@@ -205,21 +313,19 @@ async def drain(app: ServeApp, sockets: Sockets, seconds: float, refused: list[t
     2. for ``seconds`` (``drain_seconds``) the server goes on serving, so that a client whose
        next request is already on its way gets it answered, and a load balancer has time to
        see the readiness change;
-    3. it stops accepting connections. A process that owns the listening sockets (``core
-       serve`` in one process) then, in one step, takes the connections waiting to be
-       accepted, answers each 503 (``Connection: close``; the threads are added to
+    3. it stops accepting connections (``stop_accepting``, the server's way). A process
+       that owns the listening sockets (``core serve`` in one process) then, in one step,
+       takes the connections waiting to be accepted, answers each 503 (``Connection: close``; the threads are added to
        ``refused``) and stops listening, so that later ones are refused by the system before
        they send anything. With workers, the supervisor does that for all of them
        (:class:`Refuser`);
     4. :data:`SETTLE` seconds later (the connections accepted just before have sent their
-       requests) hypercorn's shutdown begins: no request is dropped unread.
+       requests) the server's own shutdown begins: no request is dropped unread.
     """
     app.drain()
     if seconds > 0:
         await asyncio.sleep(seconds)
-    loop = asyncio.get_running_loop()
-    for sock in listeners(sockets):
-        loop.remove_reader(sock.fileno())  # asyncio's accept callback: no more connections here
+    stop_accepting()  # no more connections here
     if owns_listeners:  # no await between taking the waiting connections and closing the door
         for sock in listeners(sockets):
             refused += refuse_waiting(sock)
@@ -306,7 +412,8 @@ class Refuser:
         finish_refusals(self.refused)
 
 
-def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets) -> int:
+def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets,
+                     server: str = DEFAULT_SERVER) -> int:
     """``core serve``: load the model and serve it in this process until SIGINT/SIGTERM."""
 
     def listening() -> None:
@@ -317,9 +424,9 @@ def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: S
         os._exit(EXIT_OK)
 
     try:
-        asyncio.run(serve_app(ServeApp(conf), hypercorn_config, sockets, on_listening=listening,
-                              on_stopped_while_starting=stopped_while_starting,
-                              signals=(signal.SIGINT, signal.SIGTERM)))
+        run(serve_app(ServeApp(conf), hypercorn_config, sockets, on_listening=listening,
+                      on_stopped_while_starting=stopped_while_starting,
+                      signals=(signal.SIGINT, signal.SIGTERM), server=server), server)
     finally:
         close(sockets)
     return EXIT_OK
@@ -329,7 +436,7 @@ def serve_in_process(conf: Config, hypercorn_config: HypercornConfig, sockets: S
 
 
 def run_worker(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets,
-               shutdown_event: Event, channel: Connection) -> None:
+               shutdown_event: Event, channel: Connection, server: str = DEFAULT_SERVER) -> None:
     """The body of one worker process: serve until the supervisor's ``shutdown_event``, a
     SIGTERM of its own, or the supervisor's disappearance. Tells the supervisor ``("ready",)``
     once it accepts connections, or ``("failed", line, details)`` if it cannot start."""
@@ -341,14 +448,15 @@ def run_worker(conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets
         channel.close()
         os._exit(EXIT_STARTUP_FAILED)
 
-    asyncio.run(serve_app(
+    run(serve_app(
         ServeApp(conf, on_startup_failure=failed, serves_metrics_port=False), hypercorn_config, sockets,
         on_listening=lambda: channel.send(("ready",)),
         on_stopped_while_starting=lambda: os._exit(EXIT_OK),
         signals=(signal.SIGTERM,),
         stop_when=lambda: shutdown_event.is_set() or os.getppid() != supervisor,
         owns_listeners=False,
-    ))
+        server=server,
+    ), server)
 
 
 @attrs.define
@@ -388,8 +496,9 @@ class Supervisor:
     """
 
     def __init__(self, conf: Config, hypercorn_config: HypercornConfig, sockets: Sockets,
-                 workers: int, crash_loop: CrashLoop | None = None) -> None:
+                 workers: int, crash_loop: CrashLoop | None = None, server: str = DEFAULT_SERVER) -> None:
         self.conf = conf
+        self.server = server
         self.hypercorn_config = hypercorn_config
         self.sockets = sockets
         self.count = workers
@@ -453,7 +562,7 @@ class Supervisor:
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=run_worker, name=f"core-worker-{slot}",
-            args=(self.conf, self.hypercorn_config, self.sockets, self.shutdown_event, writer),
+            args=(self.conf, self.hypercorn_config, self.sockets, self.shutdown_event, writer, self.server),
         )
         # As hypercorn does: the worker starts with SIGINT ignored (Ctrl+C reaches the whole
         # process group; this process decides), and keeps it so in run_worker.

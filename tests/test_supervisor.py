@@ -2,7 +2,7 @@
 ``os._exit`` or is SIGKILLed (as the OOM killer does) under concurrent load is replaced, the
 other keeps serving, and only the requests in flight on the dead worker fail. The supervisor
 exits non-zero when workers cannot start or keep dying, 0 after SIGTERM, and its workers do
-not outlive it."""
+not outlive it; under each HTTP server (``--server hypercorn|uvicorn``)."""
 
 from __future__ import annotations
 
@@ -133,11 +133,18 @@ def send(client: httpx.Client, tag: str, number: int = -1, **arguments: Any) -> 
 MODES = ["directly_to_predict", "worker_and_queue", "batching"]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("crash", ["segfault", "exit", "sigkill"])
-def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, tmp_path, crash, mode):
+#: The HTTP servers of ``core serve --server NAME``.
+SERVERS = ["hypercorn", "uvicorn"]
+#: Each crash in each mode under hypercorn; under uvicorn, each crash in the default mode.
+CRASHES = [(crash, mode, "hypercorn") for mode in MODES for crash in ("segfault", "exit", "sigkill")] + [
+    (crash, MODES[0], "uvicorn") for crash in ("segfault", "exit", "sigkill")]
+
+
+@pytest.mark.parametrize(("crash", "mode", "server_name"), CRASHES)
+def test_a_dead_worker_is_replaced_and_only_its_requests_in_flight_fail(serve, tmp_path, crash, mode,
+                                                                        server_name):
     calls = tmp_path / "calls.log"
-    server = serve(workers_config(mode=mode), command=[*SERVE, "--workers", "2"],
+    server = serve(workers_config(mode=mode), command=[*SERVE, "--server", server_name, "--workers", "2"],
                    env={CALLS_LOG: str(calls)})
     first = announced_pids(server)
     assert len(first) == 2
@@ -209,9 +216,10 @@ def test_workers_that_keep_dying_stop_the_service(serve, tmp_path):
                      r"--worker-deaths-window\)", log), log
 
 
-def test_a_model_that_crashes_every_start_stops_the_service(tmp_path):
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_a_model_that_crashes_every_start_stops_the_service(tmp_path, server_name):
     server = Server(object_config("segfault_on_import:model"), directory=tmp_path, pythonpath=[SUPPORT],
-                    command=[*SERVE, "--workers", "2"])
+                    command=[*SERVE, "--server", server_name, "--workers", "2"])
     code, log = server.run_to_exit(DEADLINE)
     assert code == 1, log
     lines = re.findall(r"core: cannot start: worker \d \(pid \d+\) was killed by SIGSEGV while loading "
@@ -220,9 +228,11 @@ def test_a_model_that_crashes_every_start_stops_the_service(tmp_path):
     assert "starting a new one" not in log and "core: serving" not in log
 
 
-def test_sigterm_stops_the_workers_gracefully(serve, tmp_path):
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_sigterm_stops_the_workers_gracefully(serve, tmp_path, server_name):
     calls = tmp_path / "calls.log"
-    server = serve(workers_config(), command=[*SERVE, "--workers", "2"], env={CALLS_LOG: str(calls)})
+    server = serve(workers_config(), command=[*SERVE, "--server", server_name, "--workers", "2"],
+                   env={CALLS_LOG: str(calls)})
     pids = announced_pids(server)
     with httpx.Client(base_url=server.url, timeout=60) as client:
         result: list[Outcome] = []
@@ -246,14 +256,15 @@ def test_workers_do_not_outlive_the_supervisor(serve):
     wait_for(lambda: not any(alive(pid) for pid in pids), server, "the workers stopping")
 
 
+@pytest.mark.parametrize("server_name", SERVERS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "two workers"])
-def test_sigterm_under_load_answers_every_request_it_read(serve, mode, workers):
+def test_sigterm_under_load_answers_every_request_it_read(serve, mode, workers, server_name):
     """SIGTERM while keep-alive clients send predictions: every request sent gets its result or
     a 503 (never a connection closed without an answer); a client that connects once the server
     stopped listening is refused before it sends anything. No traceback, exit code 0."""
     server = serve(workers_config(mode=mode, timeout_for_shutdown_daemon=1),
-                   command=[*SERVE, *workers])
+                   command=[*SERVE, "--server", server_name, *workers])
     outcomes: list[Any] = []
     lock = threading.Lock()
     stop = threading.Event()
