@@ -29,6 +29,7 @@ PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject
 HEAVY: set[str] = {
     "binarizer_tensorflow",
     "binarizer_torch",
+    "serve_ray",
 }
 LIGHT = [name for name in PLUGINS if name not in HEAVY]
 #: Plugins whose tests need other plugins to have a model to serve.
@@ -44,6 +45,7 @@ TEST_NEEDS: dict[str, list[str]] = {
     "tracing_opentelemetry": ["storage_memory"],
     "storage_remote": ["binarizer_pickle", "binarizer_onnx", "mlcomponent"],
     "deploy_kubernetes": ["storage_disk", "binarizer_pickle", "protocol_v2", "mlcomponent"],
+    "serve_ray": ["storage_disk", "binarizer_onnx"],
 }
 
 

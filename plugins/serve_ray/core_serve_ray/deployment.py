@@ -18,11 +18,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from core.app import ServeApp
-from core.config import Config
 from ray import serve
 from ray.serve import Application
 
+from core.app import ServeApp
+from core.config import Config
 from core_serve_ray.settings import RaySettings, read_config, shared_results
 
 logger = logging.getLogger("core")
@@ -94,7 +94,7 @@ def application(conf: Config, settings: RaySettings) -> Application:
     """The Ray Serve application that serves ``conf`` with ``settings`` (replicas,
     autoscaling, resources): give it to ``serve.run(app, name=..., route_prefix=...)``."""
     conf = shared_results(conf)
-    deployment = serve.deployment(CoreReplica, name="core", **settings.options)
+    deployment = serve.deployment(name="core", **settings.options)(CoreReplica)
     return deployment.bind(conf.to_flat_dict())
 
 

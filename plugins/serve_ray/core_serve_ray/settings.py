@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from core.config import Config, read_config_file
 from core.errors import ConfigError
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import onnx
 import pytest
-from core.testing import free_port
 from onnx import TensorProto, helper
+
+from core.testing import free_port
 
 
 def onnx_model(path: Path) -> Path:
