@@ -151,9 +151,11 @@ def make_servers(names: list[str], model: Path, workdir: Path) -> list[BenchServ
             servers.append(WorkersServer(name, "core.app:app", env, log_dir=workdir, workers=int(count)))
         else:
             # One CPU a replica would not fit on a pinned core: half a CPU each. Ray's access
-            # log is off, as hypercorn's is (and core's at log_level WARNING).
+            # log is off, as hypercorn's is (and core's at log_level WARNING). A replica takes
+            # every connection's request at once, as a hypercorn worker does (Ray's default,
+            # 5 at once, leaves the others waiting in the proxy, which then retries them).
             config.write_text(config.read_text() + f"\n[ray]\nnum_replicas = {int(count)}\n"
-                              "ray_actor_options = { num_cpus = 0.5 }\n"
+                              "ray_actor_options = { num_cpus = 0.5 }\nmax_ongoing_requests = 128\n"
                               'logging_config = { enable_access_log = false, log_level = "WARNING" }\n')
             env["CORE_LOAD_PLUGINS"] += ",serve_ray"
             servers.append(RayServer(name, "", env, log_dir=workdir, config=config))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve.start(http_options={"host": conf.host, "port": conf.port})
         name = settings.app_name or conf.name
-        serve.run(app, name=name, route_prefix=settings.route_prefix)
+        try:
+            serve.run(app, name=name, route_prefix=settings.route_prefix)
+        except Exception as error:
+            line = startup_line(error, name)
+            if line is None:
+                raise
+            print(line, file=sys.stderr, flush=True)
+            return 1
         print(f"core: serving {conf.name!r} on http://{conf.host}:{conf.port}{settings.route_prefix} "
               f"with Ray Serve ({settings.replicas}, application {name!r})", flush=True)
         stop.wait()
@@ -65,6 +74,23 @@ def run(args: argparse.Namespace) -> int:
         if made:
             shutil.rmtree(made, ignore_errors=True)
     return 0
+
+
+def startup_line(error: BaseException, name: str) -> str | None:
+    """core's line (``core: cannot start: ...``) for application ``name`` whose replicas could
+    not start (:class:`~core_serve_ray.deployment.StartupFailed`): in Ray's error, or in the
+    status Serve keeps of the application and its deployment; None when it is not there."""
+    from ray import serve
+
+    texts = [str(error)]
+    application = serve.status().applications.get(name)
+    if application is not None:
+        texts += [application.message, *(d.message for d in application.deployments.values())]
+    for text in texts:
+        found = re.search(r"core: cannot start: [^\n]*", text or "")
+        if found:
+            return found.group(0).rstrip(" '\"")
+    return None
 
 
 #: Seconds given to Serve to stop the replicas gracefully (core's lifespan shutdown in each).

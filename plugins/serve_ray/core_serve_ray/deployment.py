@@ -1,9 +1,9 @@
 """The Ray Serve deployment: each replica runs core's whole life cycle and serves its app.
 
-A replica is a Ray actor. When it starts, it builds core's ASGI app for the config
-(:class:`core.app.ServeApp`, the object ``hypercorn core.app:app`` serves), and Ray runs the
-app's lifespan start-up: storage, binarizer, analysis, routes, architecture. Ray routes no
-request to a replica before its start-up is done, and :meth:`CoreReplica.check_health` fails
+A replica is a Ray actor. When it starts, it runs core's start-up for the config as
+``hypercorn core.app:app`` does (:meth:`core.app.ServeApp.build`, then the web app's
+start-up): storage, binarizer, analysis, routes, architecture. Ray routes no request to a
+replica before its start-up is done, and :meth:`CoreReplica.check_health` fails
 until the model is loaded and whenever core's liveness probe fails (predictions stuck past
 ``predict_timeout``), so Ray replaces such a replica. Requests reach core's app as they
 reach it under hypercorn: same routes, answers and errors.
@@ -14,14 +14,15 @@ Ray's own command (see :func:`build`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
-from core.app import ServeApp
+from core.app import ServeApp, describe_startup_failure
 from core.config import Config
 from core_serve_ray.settings import RaySettings, read_config, shared_results
 
@@ -29,15 +30,8 @@ logger = logging.getLogger("core")
 
 
 class StartupFailed(RuntimeError):
-    """A replica could not load its model: the one line core would print, as the message."""
-
-
-def _fail(line: str, details: str | None) -> NoReturn:
-    """core's start-up failure inside a replica: raised, so that Ray reports the replica as
-    failed to start (and retries it) instead of the process exiting under Ray."""
-    if details:
-        logger.error("%s\n%s", line, details)
-    raise StartupFailed(line)
+    """A replica could not load its model: the one line core would print, as the message
+    (Ray puts it in the deployment's error, and ``core ray`` prints it)."""
 
 
 @serve.ingress()
@@ -45,22 +39,32 @@ class CoreReplica:
     """One replica: core's app for ``config`` (a flat config dict, :meth:`Config.to_flat_dict`).
 
     The app is built in the replica (``__serve_build_asgi_app__``), never in the process that
-    deploys it: each replica loads its own model.
+    deploys it: each replica loads its own model, before Ray routes a request to it.
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._config = dict(config)
-        self._app: ServeApp | None = None
+        self._up: Any = None
 
-    def __serve_build_asgi_app__(self) -> Any:
-        conf = Config.from_dict(self._config)
-        self._app = ServeApp(conf, on_startup_failure=_fail, serves_metrics_port=False)
-        return _OneRequestId(self._app)
+    async def __serve_build_asgi_app__(self) -> Any:
+        """core's start-up, as ``hypercorn core.app:app`` runs it in its lifespan (storage,
+        binarizer, analysis, routes, architecture); a failure is :class:`StartupFailed` with
+        core's line, so that Ray reports the replica as failed to start."""
+        try:
+            app = ServeApp(Config.from_dict(self._config), serves_metrics_port=False)
+            up = await asyncio.to_thread(app.build)
+            await up.web.startup()
+        except Exception as error:
+            line, details = describe_startup_failure(error)
+            logger.error("%s", line if details is None else f"{line}\n{details}")
+            raise StartupFailed(line) from None
+        self._up = up
+        return _ReplicaApp(up)
 
     def check_health(self) -> None:
         """Ray's health check: fails until the model is loaded and the app built, and while
         core's liveness probe (``/health/live``) fails."""
-        up = self._app.up if self._app is not None else None
+        up = self._up
         if up is None or not up.web.loaded:
             raise RuntimeError("the model is not loaded")
         probe = up.web.live()
@@ -68,15 +72,21 @@ class CoreReplica:
             raise RuntimeError(f"core's liveness probe fails: {probe.reason}")
 
 
-class _OneRequestId:
-    """core's app with its echo of ``X-Request-Id`` left out of the answers: Ray's proxy
-    gives every request an ``X-Request-Id`` (the client's, or a new one), which core takes as
-    the predict id, and adds it to every answer itself; core's echo would make it twice."""
+class _ReplicaApp:
+    """The replica's ASGI app: core's app (``up.web.app``), already started. Its lifespan
+    shutdown (Ray runs it when the replica stops) stops core's architecture and closes the
+    model. core's echo of ``X-Request-Id`` is left out of the answers: Ray's proxy gives every
+    request an ``X-Request-Id`` (the client's, or a new one), which core takes as the predict
+    id, and adds it to every answer itself; core's echo would make it twice."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, up: Any) -> None:
+        self.up = up
+        self.app = up.web.app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -88,6 +98,17 @@ class _OneRequestId:
             await send(message)
 
         await self.app(scope, receive, send_once)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})  # started in the constructor
+            elif message["type"] == "lifespan.shutdown":
+                await self.up.web.shutdown()
+                self.up.ml.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def application(conf: Config, settings: RaySettings) -> Application:

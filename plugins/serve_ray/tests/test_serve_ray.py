@@ -187,6 +187,22 @@ def test_killed_replica_is_replaced_while_the_other_answers(served: str) -> None
     assert sum(status == 200 for status, _ in answers[killed_at[0]:settled]) >= 20  # the other answered
 
 
+def test_a_replica_without_its_model_never_serves(ray_serve: str, tmp_path: Path) -> None:
+    """A model file that is missing: the replica's start fails with core's line, Ray reports
+    the deployment as failed with it, and the proxy never routes a request to the app."""
+    from core_serve_ray.cli import startup_line
+    from ray import serve
+
+    config = core_config(tmp_path / "missing.onnx", name="missing")
+    with pytest.raises(Exception) as error:  # Ray's own error type for a failed deployment
+        deploy({**config, "ray": {"num_replicas": 1, "max_constructor_retry_count": 1,
+                                  "ray_actor_options": {"num_cpus": 0.25}}}, "missing", "/missing")
+    line = startup_line(error.value, "missing")
+    assert line is not None and line.startswith("core: cannot start: ") and "missing.onnx" in line, error.value
+    assert httpx.post(f"{ray_serve}/missing/predict", json={"X": ROWS}).status_code in (404, 503)
+    serve.delete("missing")
+
+
 # ---------------------------------------------------------------------------- the [ray] table
 
 
