@@ -45,7 +45,7 @@ TEST_NEEDS: dict[str, list[str]] = {
     "tracing_opentelemetry": ["storage_memory"],
     "storage_remote": ["binarizer_pickle", "binarizer_onnx", "mlcomponent"],
     "deploy_kubernetes": ["storage_disk", "binarizer_pickle", "protocol_v2", "mlcomponent"],
-    "serve_ray": ["storage_disk", "binarizer_onnx"],
+    "serve_ray": ["storage_disk", "binarizer_onnx", "protocol_v2"],
 }
 
 

@@ -104,6 +104,18 @@ def test_two_replicas_answer_as_hypercorn(served: str, hypercorn: Server) -> Non
         assert ray_info["process"]["pid"] in pids(served, 2)
         assert client.get(f"{served}/health").json() == httpx.get(f"{hypercorn.url}/health").json()
         assert client.get(f"{served}/health/ready").status_code == 200
+        # The V2 protocol's routes (core-protocol-v2, installed for these tests) answer too.
+        v2 = {"inputs": [{"name": "X", "shape": [3, 3], "datatype": "FP32",
+                          "data": [value for row in ROWS for value in row]}]}
+        for body in (v2, {"inputs": [{**v2["inputs"][0], "data": [1, 2]}]}):
+            ray_v2 = client.post(f"{served}/v2/models/affine/infer", json=body)
+            plain_v2 = httpx.post(f"{hypercorn.url}/v2/models/affine/infer", json=body)
+            assert ray_v2.status_code == plain_v2.status_code, (ray_v2.text, plain_v2.text)
+            assert {k: v for k, v in ray_v2.json().items() if k != "id"} == {
+                k: v for k, v in plain_v2.json().items() if k != "id"}
+        assert ray_v2.status_code == 400
+        assert client.get(f"{served}/v2/models/affine").json() == httpx.get(
+            f"{hypercorn.url}/v2/models/affine").json()
         # A client's request id is the predict id, as under hypercorn, and sent back once.
         mine = client.post(f"{served}/predict", json={"X": ROWS}, headers={"x-request-id": "client-7"})
         assert mine.headers["x-predict-id"] == "client-7"
