@@ -341,10 +341,12 @@ def write_wrk_script(workdir: Path, rows: int) -> Path:
     return script
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: float, cpu: str) -> WrkResult:
+def run_wrk(url: str, script: Path, connections: int, seconds: float, cpu: str,
+            timeout: float = 2.0) -> WrkResult:
+    """One wrk run; ``timeout`` (s, wrk's default 2) is when wrk gives a request up."""
     duration = max(1, round(seconds))  # wrk takes whole seconds
     command = ["taskset", "-c", cpu, WRK, "-t1", f"-c{connections}", f"-d{duration}s",
-               "--latency", "-s", str(script), url]
+               f"--timeout={max(1, round(timeout))}s", "--latency", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -413,7 +415,7 @@ def measure(server: Server, cell: Cell, script: Path, args: argparse.Namespace) 
     """One wrk run of one server on one cell, with the server's CPU time per request."""
     cpu_before = server_cpu_seconds(server)
     result = run_wrk(server.url + server.predict_path, script, cell.connections, args.seconds,
-                     args.client_cpu)
+                     args.client_cpu, getattr(args, "wrk_timeout", 2.0))
     result.cpu_us = (server_cpu_seconds(server) - cpu_before) / max(result.requests, 1) * 1e6
     check_wrk(server, str(cell), result)
     return result
