@@ -72,10 +72,13 @@ def make(peer: str, fresh: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("peers", nargs="*", choices=[*PEER_PACKAGES, []], default=[],
-                        help="peers to set up (default: all)")
+    parser.add_argument("peers", nargs="*", help=f"peers to set up: {', '.join(PEER_PACKAGES)} "
+                                                 "(default: all)")
     parser.add_argument("--fresh", action="store_true", help="delete each venv first")
     args = parser.parse_args(argv)
+    unknown = [peer for peer in args.peers if peer not in PEER_PACKAGES]
+    if unknown:
+        parser.error(f"unknown peer {unknown[0]!r}; known: {', '.join(PEER_PACKAGES)}")
     for peer in args.peers or PEER_PACKAGES:
         make(peer, args.fresh)
     return 0
