@@ -28,7 +28,7 @@ same with the small 64-1024-1024 MLP at 64 connections (``no_model``, ``direct``
 
     python -m bench.peers.make_venvs                 # once: the peers' venvs (bench/.venvs/)
     python -m bench.model_bound_bench                # recorded run, ~9 minutes
-    python -m bench.model_bound_bench --quick        # 2 s a measurement, 1 round, ~2.5 minutes
+    python -m bench.model_bound_bench --quick        # 2 s a measurement, 1 round, ~2 minutes
 
 Prints markdown tables (requests/s, p50, p99, server CPU time per request) and the targets of
 issue 16 with their ratios; exits 1 if a target is missed (``--no-fail`` to exit 0 anyway),
