@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         compute_1 = batch_compute_ms(large, 1, 64)
 
         servers = make_servers(["baseline", "core", "batching", "batching_now"],
-                               {"batching": BATCHING, "batching_now": BATCHING_NOW}, large, workdir)
-        no_model = make_servers(["baseline"], {}, large, workdir)[0]
+                               {"batching": BATCHING, "batching_now": BATCHING_NOW}, {}, large,
+                               workdir)
+        no_model = make_servers(["baseline"], {}, {}, large, workdir)[0]
         no_model.name = "no_model"
         no_model.env["BASELINE_SKIP_MODEL"] = "1"
         servers.insert(1, no_model)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"+{added:.2f} ms"))
 
         servers = make_servers(["core", "worker_and_queue"], {"worker_and_queue": WORKER_AND_QUEUE},
-                               small, workdir)
+                               {}, small, workdir)
         script = write_script(workdir, 1, 20)
         with running(servers, args.server_cpu, workdir):
             check_answers(servers, 1)

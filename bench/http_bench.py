@@ -103,6 +103,10 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     http_server: str = "hypercorn"
+    #: Where it answers 200 once ready, and where wrk POSTs (other servers than core's and the
+    #: baseline's, e.g. the peers of ``bench.model_bound_bench``, have other paths).
+    health_path: str = "/health"
+    predict_path: str = "/predict"
 
     @property
     def is_baseline(self) -> bool:
@@ -224,7 +228,7 @@ def wait_ready(server: Server, timeout: float) -> None:
         if server.process.poll() is not None:
             fail(server, f"exited with code {server.process.returncode} before it was ready")
         with (contextlib.suppress(OSError, urllib.error.URLError),
-              urllib.request.urlopen(server.url + "/health", timeout=1) as response):
+              urllib.request.urlopen(server.url + server.health_path, timeout=1) as response):
             if response.status == 200:
                 return
         time.sleep(0.1)
@@ -337,10 +341,12 @@ def write_wrk_script(workdir: Path, rows: int) -> Path:
     return script
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: float, cpu: str) -> WrkResult:
+def run_wrk(url: str, script: Path, connections: int, seconds: float, cpu: str,
+            timeout: float = 2.0) -> WrkResult:
+    """One wrk run; ``timeout`` (s, wrk's default 2) is when wrk gives a request up."""
     duration = max(1, round(seconds))  # wrk takes whole seconds
     command = ["taskset", "-c", cpu, WRK, "-t1", f"-c{connections}", f"-d{duration}s",
-               "--latency", "-s", str(script), url]
+               f"--timeout={max(1, round(timeout))}s", "--latency", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -408,27 +414,47 @@ class Cell:
 def measure(server: Server, cell: Cell, script: Path, args: argparse.Namespace) -> WrkResult:
     """One wrk run of one server on one cell, with the server's CPU time per request."""
     cpu_before = server_cpu_seconds(server)
-    result = run_wrk(server.url + "/predict", script, cell.connections, args.seconds,
-                     args.client_cpu)
+    result = run_wrk(server.url + server.predict_path, script, cell.connections, args.seconds,
+                     args.client_cpu, getattr(args, "wrk_timeout", 2.0))
     result.cpu_us = (server_cpu_seconds(server) - cpu_before) / max(result.requests, 1) * 1e6
     check_wrk(server, str(cell), result)
     return result
 
 
 def server_cpu_seconds(server: Server) -> float:
-    """User + system CPU seconds of every live process of the server's session (hypercorn
-    runs its worker in a child process)."""
+    """User + system CPU seconds of every live process of the server (:func:`server_pids`)."""
+    stats = _proc_stats()
+    ticks = sum(stats[pid][2] for pid in server_pids(server, stats))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server: Server, stats: dict[int, tuple[int, int, int]] | None = None) -> list[int]:
+    """The live processes of the server: those of its session (started with
+    ``start_new_session``, so session id == its pid; hypercorn runs its worker in a child) and
+    their descendants, even in sessions of their own (BentoML's workers start one)."""
     assert server.process is not None
-    session = server.process.pid  # started with start_new_session: session id == pid
-    total = 0
+    stats = _proc_stats() if stats is None else stats
+    found = {pid for pid, (_, session, _) in stats.items() if session == server.process.pid}
+    found.add(server.process.pid)
+    while True:
+        children = {pid for pid, (ppid, _, _) in stats.items() if ppid in found} - found
+        if not children:
+            return sorted(pid for pid in found if pid in stats)
+        found |= children
+
+
+def _proc_stats() -> dict[int, tuple[int, int, int]]:
+    """``pid: (ppid, session, utime + stime ticks)`` of every live process, from /proc."""
+    stats = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended meanwhile
-        if int(fields[3]) == session:  # fields[0] is field 3 (state) of proc(5)
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        # fields[0] is field 3 (state) of proc(5): ppid 4, session 6, utime 14, stime 15
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[3]),
+                                        int(fields[11]) + int(fields[12]))
+    return stats
 
 
 def median_run(runs: list[WrkResult]) -> WrkResult:
@@ -439,7 +465,7 @@ def median_run(runs: list[WrkResult]) -> WrkResult:
 def warm_up(servers: list[Server], scripts: dict[int, Path], args: argparse.Namespace) -> None:
     for server in servers:
         for script in scripts.values():
-            result = run_wrk(server.url + "/predict", script, max(CONNECTIONS), args.warmup,
+            result = run_wrk(server.url + server.predict_path, script, max(CONNECTIONS), args.warmup,
                              args.client_cpu)
             check_wrk(server, "warm-up", result)
 
