@@ -296,12 +296,32 @@ def _accepted(keys: Mapping[str, Any], source: str) -> dict[str, Any]:
     accepted = {}
     for key, value in pymlup.pop_legacy_keys(dict(keys), source).items():
         if key not in known:
+            if _plugin_section(key):  # a plugin's table (register_config_sections): it reads it
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: {key!r} must be a table (a mapping of keys to values), "
+                                      f"got {type(value).__name__}")
+                continue
             raise ConfigError(_unknown_key(key, source))
         accepted[key] = pymlup.enum_value(value)
     return accepted
 
 
+#: Config-file tables that plugins of this repository read, and the distribution that reads
+#: each: a table whose plugin is missing is one line naming it (core imports no plugin).
+PLUGIN_SECTIONS = {"ray": "core-serve-ray"}
+
+
+def _plugin_section(key: str) -> bool:
+    """Whether an installed plugin reads the config table ``key``."""
+    from core.plugins import get_plugins
+
+    return key in get_plugins().config_sections()
+
+
 def _unknown_key(key: str, source: str) -> str:
+    if key in PLUGIN_SECTIONS:
+        return (f"{source}: the config table {key!r} is read by {PLUGIN_SECTIONS[key]}, which is not "
+                f"installed: pip install {PLUGIN_SECTIONS[key]}")
     close = difflib.get_close_matches(key, Config.keys(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else "; see the configuration reference"
     return f"{source}: unknown config key {key!r}{hint}"

@@ -292,6 +292,21 @@ def register_tracer(service: Service) -> Tracer | None:
 
 
 @hookspec
+def register_config_sections() -> list[str] | None:
+    """Name the tables of a config file that your plugin reads (``[ray]``, say).
+
+    Core's :class:`~core.config.Config` refuses a key it does not know. A table named here is
+    left out of it instead (core does not use it: ``core serve`` serves the file as if the
+    table were not there), so that one config file serves under ``core serve`` and under your
+    command. Read the table yourself from the file (:func:`core.config.read_config_file`) and
+    check its keys: an unknown one should be a :class:`core.errors.ConfigError` line.
+
+    :return: the table names. A name another plugin already claimed, or one of core's config
+        keys, is a :class:`~core.errors.PluginError` naming both.
+    """
+
+
+@hookspec
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add subcommands to the ``core`` command line (``core <yours> ...``).
 

@@ -196,6 +196,27 @@ class Plugins:
             "result store", ResultStore, "result_store_type"
         )
         self._fill_registries()
+        self._sections: dict[str, str] | None = None
+
+    def config_sections(self) -> dict[str, str]:
+        """The config-file tables plugins read (:func:`core.hookspecs.register_config_sections`),
+        each with the plugin that claimed it (as :meth:`describe` names it)."""
+        if self._sections is None:
+            from core.config import Config
+
+            keys = set(Config.keys())
+            sections: dict[str, str] = {}
+            for impl in reversed(self.hook.register_config_sections.get_hookimpls()):
+                who = self.describe(impl.plugin_name)
+                names: list[str] = impl.function() or []  # type: ignore[assignment]
+                for name in names:
+                    if name in sections or name in keys:
+                        owner = sections.get(name, "core (a config key)")
+                        raise PluginError(f"{who} claims the config table {name!r}, which {owner} "
+                                          "already has; uninstall one of them")
+                    sections[name] = who
+            self._sections = sections
+        return self._sections
 
     def describe(self, plugin_name: str) -> str:
         """``plugin 'name' (distribution dist)`` (without a distribution: one registered in code),

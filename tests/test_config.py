@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+import core.plugins
 from core import Config
 from core.config import env_overrides
 from core.constants import StorageType
-from core.errors import ConfigError
+from core.errors import ConfigError, PluginError
+from core.hookspecs import hookimpl
+from core.plugins import load_plugins
 
 
 def test_defaults_follow_pymlup():
@@ -118,3 +122,45 @@ def test_with_env_puts_the_environment_over_a_config():
     assert Config(port=1).with_env({}) == Config(port=1)
     with pytest.raises(ConfigError, match="^environment variable CORE_MAX_BATCH_WAIT: .* 0 or more"):
         Config().with_env({"CORE_MAX_BATCH_WAIT": "-1"})
+
+
+class _Claims:
+    """A plugin registered in code that reads the ``[mine]`` table of a config file."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = list(names)
+
+    @hookimpl
+    def register_config_sections(self):
+        return self.names
+
+
+def test_a_table_a_plugin_claims_is_left_out_of_the_config(monkeypatch, tmp_path):
+    monkeypatch.setattr(core.plugins, "_default", load_plugins([_Claims("mine")], entry_points=False))
+    path = tmp_path / "c.toml"
+    path.write_text('name = "iris"\n[mine]\nreplicas = 2\n')
+    conf = Config.from_file(path)
+    assert conf.name == "iris" and "mine" not in conf.to_flat_dict()
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"name": "iris", "mine": 3})
+    assert str(caught.value) == "config: 'mine' must be a table (a mapping of keys to values), got int"
+    with pytest.raises(ConfigError, match="unknown config key 'yours'"):  # only what is claimed
+        Config.from_dict({"name": "iris", "yours": {"a": 1}})
+
+
+def test_a_table_of_a_plugin_not_installed_names_it(monkeypatch):
+    monkeypatch.setattr(core.plugins, "_default", load_plugins(entry_points=False))
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"name": "iris", "ray": {"num_replicas": 2}})
+    assert str(caught.value) == ("config: the config table 'ray' is read by core-serve-ray, which is "
+                                 "not installed: pip install core-serve-ray")
+
+
+@pytest.mark.parametrize("claims, fragment", [
+    ([_Claims("mine"), _Claims("mine")], "claims the config table 'mine', which plugin"),
+    ([_Claims("name")], "claims the config table 'name', which core (a config key) already has"),
+])
+def test_a_table_claimed_twice_is_an_error_naming_both(monkeypatch, claims, fragment):
+    monkeypatch.setattr(core.plugins, "_default", load_plugins(claims, entry_points=False))
+    with pytest.raises(PluginError, match=re.escape(fragment)):
+        Config.from_dict({"name": "iris", "other": {}})

@@ -17,7 +17,14 @@ from core.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "register_commands"]
+__all__ = ["__version__", "register_commands", "register_config_sections"]
+
+
+@hookimpl
+def register_config_sections() -> list[str]:
+    """The ``[ray]`` table (:mod:`core_serve_ray.settings`): ``core serve`` leaves it out, so one
+    config file serves under hypercorn and on Ray."""
+    return ["ray"]
 
 
 @hookimpl

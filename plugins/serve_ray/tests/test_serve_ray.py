@@ -252,5 +252,10 @@ def test_core_ray_command_reports_a_mistake_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"core: error: {config}: [ray]: Manually setting num_replicas is not allowed when "
         "autoscaling_config is provided."], done.stderr
+    # the same file, without the mistake, is a config core serve takes: the table is left out
+    config.write_text('name = "m"\n[ray]\nnum_replicas = 2\n')
+    checked = subprocess.run([sys.executable, "-m", "core", "validate", str(config)], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
     assert "ray" in subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True,
                                    text=True, timeout=60).stdout
