@@ -243,7 +243,7 @@ def test_ray_table_is_checked() -> None:
         split_config({"metrics_port": 9100})
 
 
-def test_core_ray_command_reports_a_mistake_in_one_line(tmp_path: Path) -> None:
+def test_core_ray_command_reports_a_mistake_in_one_line(tmp_path: Path, model_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('name = "m"\n[ray]\nnum_replicas = 2\nautoscaling_config = { min_replicas = 1 }\n')
     done = subprocess.run([sys.executable, "-m", "core", "ray", str(config)], capture_output=True,
@@ -253,7 +253,8 @@ def test_core_ray_command_reports_a_mistake_in_one_line(tmp_path: Path) -> None:
         f"core: error: {config}: [ray]: Manually setting num_replicas is not allowed when "
         "autoscaling_config is provided."], done.stderr
     # the same file, without the mistake, is a config core serve takes: the table is left out
-    config.write_text('name = "m"\n[ray]\nnum_replicas = 2\n')
+    config.write_text(f'name = "m"\nstorage_type = "disk"\nstorage_kwargs = {{ path_to_files = "{model_path}" }}\n'
+                      '[ray]\nnum_replicas = 2\n')
     checked = subprocess.run([sys.executable, "-m", "core", "validate", str(config)], capture_output=True,
                              text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
