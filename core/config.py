@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -311,11 +311,16 @@ def _accepted(keys: Mapping[str, Any], source: str) -> dict[str, Any]:
 PLUGIN_SECTIONS = {"ray": "core-serve-ray"}
 
 
+#: Which config-file tables installed plugins claim (:func:`core.hookspecs.register_config_sections`),
+#: as a function asked the first time a config holds a key core does not know. The config sits
+#: below the plugin manager, so :mod:`core.plugins` sets it when it is imported (``import
+#: core`` imports it); until then no table is claimed.
+claimed_sections: Callable[[], Collection[str]] = tuple
+
+
 def _plugin_section(key: str) -> bool:
     """Whether an installed plugin reads the config table ``key``."""
-    from core.plugins import get_plugins
-
-    return key in get_plugins().config_sections()
+    return key in claimed_sections()
 
 
 def _unknown_key(key: str, source: str) -> str:

@@ -24,7 +24,7 @@ import attrs
 import importlib_metadata
 import pluggy
 
-from core import hookspecs, pymlup
+from core import config, hookspecs, pymlup
 from core.components import Architecture, Binarizer, ResultStore, Storage, Transformer
 from core.errors import ConfigError, PluginError
 
@@ -202,9 +202,7 @@ class Plugins:
         """The config-file tables plugins read (:func:`core.hookspecs.register_config_sections`),
         each with the plugin that claimed it (as :meth:`describe` names it)."""
         if self._sections is None:
-            from core.config import Config
-
-            keys = set(Config.keys())
+            keys = set(config.Config.keys())
             sections: dict[str, str] = {}
             for impl in reversed(self.hook.register_config_sections.get_hookimpls()):
                 who = self.describe(impl.plugin_name)
@@ -387,3 +385,8 @@ def reset_plugins() -> None:
     """Forget the process-wide plugins (tests; after installing a plugin at run time)."""
     global _default
     _default = None
+
+
+# Config asks the loaded plugins which tables of a config file they claim (it sits below this
+# module and cannot import it).
+config.claimed_sections = lambda: get_plugins().config_sections()
