@@ -263,7 +263,11 @@ def test_sigterm_under_load_answers_every_request_it_read(serve, mode, workers, 
     """SIGTERM while keep-alive clients send predictions: every request sent gets its result or
     a 503 (never a connection closed without an answer); a client that connects once the server
     stopped listening is refused before it sends anything. No traceback, exit code 0."""
-    server = serve(workers_config(mode=mode, timeout_for_shutdown_daemon=1),
+    # drain_seconds: how long a keep-alive client may take to send its next request and still
+    # get it answered (with Connection: close). Eight client threads on a loaded 2-core machine
+    # can stall longer than the default 0.5 s; one that sends after the drain meets hypercorn
+    # closing its idle connection, which HTTP/1.1 cannot tell from a lost request.
+    server = serve(workers_config(mode=mode, timeout_for_shutdown_daemon=1, drain_seconds=2),
                    command=[*SERVE, "--server", server_name, *workers])
     outcomes: list[Any] = []
     lock = threading.Lock()

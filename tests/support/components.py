@@ -15,6 +15,7 @@ import core
 class ObjectStorage(core.Storage):
     """Hands over the object named by ``spec`` ("module:attr")."""
 
+    hands_over_objects = True  # no binarizer needed (``core serve`` checks for one otherwise)
     spec: str
 
     def load(self) -> list[core.LoadedFile]:
