@@ -11,6 +11,9 @@ plus the values of the other predict arguments, so ``seconds=1.0`` is not taken 
   time plus the interpreter's switch interval (the longest a pool thread waits for the GIL on a
   busy loop). CPU time is what a call costs the loop; the wall-time check keeps a model that
   sleeps or waits on I/O in the pool.
+* no cascade: while pool calls hold every slot (``max_thread_loop_workers``), a call of a
+  quick kind waits for a slot in turn and runs inline once it has one, rather than joining the
+  pool, where it would keep the next quick call out of the loop, and that one the next.
 * demotion: more than half of the last :data:`WINDOW` inline calls of a kind taking longer
   than the limit (a model that became slower, or began to wait), or one taking longer than
   :data:`STALL_FACTOR` times the limit, send that kind back to the pool, which must then see
@@ -95,17 +98,19 @@ class _Alarm:
     def __init__(self) -> None:
         self._checked = False
         self._available = False
+        self._main_thread: int | None = None
         self.armed = False
 
     def available(self) -> bool:
         if not self._checked:
             self._checked = True
+            self._main_thread = threading.main_thread().ident  # where Python runs signal handlers
             if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
                 previous = signal.getsignal(signal.SIGALRM)
                 if previous in (signal.SIG_DFL, signal.SIG_IGN, None) or previous is _on_alarm:
                     signal.signal(signal.SIGALRM, _on_alarm)
                     self._available = True
-        return self._available and threading.current_thread() is threading.main_thread()
+        return self._available and threading.get_ident() == self._main_thread
 
     def call(self, call: Callable[[], T], seconds: float) -> T:
         """``call()``, interrupted with :class:`InlineStall` after ``seconds``."""
@@ -182,6 +187,11 @@ class _Slots:
         self.used -= 1
 
     @property
+    def free(self) -> bool:
+        """Whether a holder would get a slot now, without waiting."""
+        return self.used < self.size and not self._waiters
+
+    @property
     def waiting(self) -> int:
         return len(self._waiters)
 
@@ -211,6 +221,8 @@ class PredictRunner:
         self.inline_calls = 0
         self.pool_calls = 0
         self.interrupted = 0
+        #: Times a kind of call was sent back from the event loop to the pool.
+        self.demotions = 0
         #: Calls still running after their caller stopped waiting (``predict_timeout``).
         self.stuck = 0
         self.stuck_total = 0
@@ -259,11 +271,28 @@ class PredictRunner:
 
     async def run(self, call: Callable[[], T], kind: Hashable | None = None) -> T:
         """``call()`` inline or in the pool (see the module docstring); its result or error."""
+        if self.executor is not None and not self._slots.free and self.quick(kind):
+            return await self._inline_after_wait(call, kind)
         if self.runs_inline(kind):
             try:
                 return self.call_inline(call, kind)
             except InlineStall:
                 pass  # demoted by call_inline: run it again, from the start, in the pool
+        return await self.call_in_pool(call, kind)
+
+    async def _inline_after_wait(self, call: Callable[[], T], kind: Hashable | None) -> T:
+        """A quick call while pool calls hold every slot: wait for a slot in turn, as a pool
+        call would, then run inline holding it. Sent to the pool instead, it would keep the
+        pool busy for the next quick call, and that one for the next: under steady load the
+        quick kind would stay in the pool, paying its hand-offs, for as long as the load lasts."""
+        await self._slots.acquire()
+        try:
+            if self.quick(kind):  # not demoted while it waited
+                return self.call_inline(call, kind)
+        except InlineStall:
+            pass  # demoted by call_inline: run it again, from the start, in the pool
+        finally:
+            self._slots.release()
         return await self.call_in_pool(call, kind)
 
     async def call_in_pool(self, call: Callable[[], T], kind: Hashable | None = None) -> T:
@@ -386,8 +415,8 @@ class PredictRunner:
                 or wall > STALL_FACTOR * limit:
             self._demote(timings)
 
-    @staticmethod
-    def _demote(timings: _Kind) -> None:
+    def _demote(self, timings: _Kind) -> None:
+        self.demotions += 1
         timings.inline = False
         timings.strikes += 1
         timings.holdoff = MIN_SAMPLES << min(timings.strikes, 10)
@@ -401,7 +430,8 @@ class PredictRunner:
         calls stuck past their timeout."""
         return {"inline_calls": self.inline_calls, "pool_calls": self.pool_calls,
                 "in_pool": self.in_pool, "waiting_for_slot": self._slots.waiting,
-                "interrupted_inline_calls": self.interrupted, "stuck": self.stuck,
+                "interrupted_inline_calls": self.interrupted, "demotions": self.demotions,
+                "stuck": self.stuck,
                 "stuck_total": self.stuck_total}
 
     def shutdown(self, wait: bool = False, cancel_futures: bool = False) -> None:

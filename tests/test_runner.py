@@ -135,15 +135,61 @@ def test_inline_calls_respect_the_concurrency_limit(make):
     runner = make(1, 0.001)
     run_all(runner, [(where, "quick")] * MIN_SAMPLES)
     assert runner.runs_inline("quick")
+    ended: list[float] = []
 
-    async def scenario() -> tuple[str, str]:
-        busy = asyncio.ensure_future(runner.run(sleeper(0.2), "slow"))
+    def slow() -> str:
+        time.sleep(0.2)
+        ended.append(time.monotonic())
+        return where()
+
+    def quick() -> tuple[str, float]:
+        return where(), time.monotonic()
+
+    async def scenario() -> tuple[tuple[str, float], str]:
+        busy = asyncio.ensure_future(runner.run(slow, "slow"))
         await asyncio.sleep(0.05)  # the slow call holds the only worker
-        quick = await runner.run(where, "quick")  # must wait for it, not run beside it
-        return quick, await busy
+        after = await runner.run(quick, "quick")  # must wait for it, not run beside it
+        return after, await busy
 
-    quick, busy = asyncio.run(scenario())
-    assert quick.startswith(POOL) and busy.startswith(POOL)
+    (thread, at), busy = asyncio.run(scenario())
+    assert busy.startswith(POOL)
+    assert thread == threading.main_thread().name  # waited for the slot, then ran inline
+    assert at >= ended[0]
+
+
+def test_quick_calls_waiting_for_a_busy_pool_do_not_cascade_into_it(make):
+    """While a pool call holds the only slot, the quick calls that arrive wait for it and run
+    on the loop, one at a time; none joins the pool (where each would keep the next out)."""
+    runner = make(1, 0.001)
+    run_all(runner, [(where, "quick")] * MIN_SAMPLES)
+    running = 0
+    overlapped = False
+
+    def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
+        def wrapped() -> Any:
+            nonlocal running, overlapped
+            running += 1
+            overlapped = overlapped or running > 1
+            try:
+                return call()
+            finally:
+                running -= 1
+        return wrapped
+
+    async def scenario() -> list[str]:
+        busy = asyncio.ensure_future(runner.run(guarded(sleeper(0.2)), "slow"))
+        await asyncio.sleep(0.05)
+        quick = [asyncio.ensure_future(runner.run(guarded(where), "quick")) for _ in range(8)]
+        await asyncio.sleep(0.02)
+        assert runner.info()["waiting_for_slot"] == 8
+        return [await busy, *await asyncio.gather(*quick)]
+
+    threads = asyncio.run(scenario())
+    assert threads[0].startswith(POOL)
+    assert threads[1:] == [threading.main_thread().name] * 8
+    info = runner.info()
+    assert (info["pool_calls"], info["inline_calls"], info["waiting_for_slot"]) == (MIN_SAMPLES + 1, 8, 0)
+    assert not overlapped  # max_thread_loop_workers = 1 held throughout
 
 
 def test_errors_propagate_from_both_paths(make):
