@@ -13,6 +13,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -34,6 +35,18 @@ ENV_PREFIX = "CORE_"
 #: ``CORE_*`` variables that are not config keys: the config file, the plugins to load, and
 #: the model cache folder of storages that download (``core-storage-remote``).
 RESERVED_ENV = {"CORE_CONFIG", "CORE_LOAD_PLUGINS", "CORE_CACHE_DIR"}
+#: The variables Kubernetes gives every pod for each Service in its namespace (service links,
+#: Docker's link format) when the Service's name starts with ``core``: ``CORE_SERVICE_HOST``,
+#: ``CORE_SERVICE_PORT[_<NAME>]``, ``CORE_PORT_8009_TCP[_PROTO|_PORT|_ADDR]``, and for a
+#: Service ``core-metrics`` ``CORE_METRICS_SERVICE_HOST``... They are not settings.
+SERVICE_LINK_NAME = re.compile(
+    r"CORE_(?:[A-Z0-9_]+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)"
+)
+#: The value of a service link's ``<NAME>_PORT`` (``CORE_PORT=tcp://10.0.0.7:8009``): never a
+#: port number, and never a setting.
+SERVICE_LINK_VALUE = re.compile(r"(?:tcp|udp|sctp)://\S+:\d+")
+
+logger = logging.getLogger("core")
 
 
 def _typed(*types: type, optional: bool = False) -> Any:
@@ -394,7 +407,12 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     fields = {a.name: a for a in attrs.fields(Config)}
     result: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV or SERVICE_LINK_NAME.fullmatch(name):
+            continue
+        if name.endswith("_PORT") and SERVICE_LINK_VALUE.fullmatch(raw.strip()):
+            logger.warning("core: ignoring %s=%s: a Kubernetes service link (a Service named %s), "
+                           "not a setting; set enableServiceLinks: false in the pod spec, or name the "
+                           "Service otherwise", name, raw.strip(), name[:-len("_PORT")].lower().replace("_", "-"))
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key not in fields:

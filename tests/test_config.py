@@ -116,6 +116,31 @@ def test_reserved_core_variables_are_not_config_keys():
                           "CORE_CACHE_DIR": "/var/cache/models", "CORE_PORT": "8010"}) == {"port": 8010}
 
 
+def test_kubernetes_service_links_are_not_config_keys(caplog):
+    """A pod gets these for Services named ``core`` and ``core-metrics`` in its namespace
+    (unless ``enableServiceLinks: false``); core must still start, on its own port."""
+    links = {
+        "CORE_SERVICE_HOST": "10.0.0.7", "CORE_SERVICE_PORT": "8009", "CORE_SERVICE_PORT_HTTP": "8009",
+        "CORE_PORT": "tcp://10.0.0.7:8009", "CORE_PORT_8009_TCP": "tcp://10.0.0.7:8009",
+        "CORE_PORT_8009_TCP_PROTO": "tcp", "CORE_PORT_8009_TCP_PORT": "8009",
+        "CORE_PORT_8009_TCP_ADDR": "10.0.0.7",
+        "CORE_METRICS_SERVICE_HOST": "10.0.0.8", "CORE_METRICS_PORT": "tcp://10.0.0.8:9090",
+        "CORE_METRICS_PORT_9090_TCP": "tcp://10.0.0.8:9090",
+    }
+    with caplog.at_level("WARNING", logger="core"):
+        conf = Config.from_env({**links, "CORE_NAME": "m"})
+    assert (conf.name, conf.port, conf.metrics_port) == ("m", 8009, None)
+    said = caplog.text
+    assert "ignoring CORE_PORT=tcp://10.0.0.7:8009: a Kubernetes service link (a Service named core)" in said
+    assert "CORE_METRICS_PORT=tcp://10.0.0.8:9090" in said and "enableServiceLinks: false" in said
+    # a real setting and a real mistake are still read as before
+    assert env_overrides({**links, "CORE_PORT": "8010"}) == {"port": 8010}
+    with pytest.raises(ConfigError, match="CORE_SERVICE_HOSTS"):
+        env_overrides({"CORE_SERVICE_HOSTS": "x"})
+    with pytest.raises(ConfigError, match="config key 'port' must be int"):
+        Config.from_env({"CORE_PORT": "http://10.0.0.7:8009"})
+
+
 def test_with_env_puts_the_environment_over_a_config():
     conf = Config(name="file", port=1).with_env({"CORE_PORT": "8010", "CORE_CONFIG": "ignored.toml"})
     assert (conf.name, conf.port) == ("file", 8010)

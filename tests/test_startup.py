@@ -250,3 +250,21 @@ def test_a_taken_port_is_one_line_before_the_model_loads(tmp_path, workers):
     # One line and nothing else: no model loaded (it would have logged), no traceback.
     assert log.read_text() == (f"core: error: cannot listen on 127.0.0.1:{port}: the address is already "
                                "in use (another server?); choose another --port\n")
+
+
+@pytest.mark.parametrize("launcher", ["core serve", "hypercorn"])
+def test_a_pod_with_service_links_of_a_core_service_starts(tmp_path, launcher):
+    """Kubernetes gives a pod ``CORE_SERVICE_HOST``, ``CORE_PORT=tcp://...`` and the like for a
+    Service named ``core`` in its namespace: the server starts on its own port all the same,
+    and says which variable it skipped."""
+    links = {"CORE_SERVICE_HOST": "10.0.0.7", "CORE_SERVICE_PORT": "8009",
+             "CORE_PORT": "tcp://10.0.0.7:8009", "CORE_PORT_8009_TCP": "tcp://10.0.0.7:8009",
+             "CORE_PORT_8009_TCP_PROTO": "tcp", "CORE_PORT_8009_TCP_PORT": "8009",
+             "CORE_PORT_8009_TCP_ADDR": "10.0.0.7"}
+    options, _ = LAUNCHERS[launcher]
+    with Server(object_config("models:sum_model"), directory=tmp_path, pythonpath=[SUPPORT], env=links,
+                **options) as server:
+        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+        log = server.log()
+    assert "ignoring CORE_PORT=tcp://10.0.0.7:8009: a Kubernetes service link" in log
+    assert "Traceback" not in log

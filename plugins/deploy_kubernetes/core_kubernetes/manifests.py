@@ -53,8 +53,9 @@ CONFIG_HASH_ANNOTATION = "core-kubernetes/config-sha256"
 #: The pods' ``enableServiceLinks``: false, because the kubelet would otherwise give every
 #: container ``<SERVICE>_SERVICE_HOST``, ``<SERVICE>_PORT``... for each Service of the
 #: namespace, and a Service whose name starts with ``core`` (``core-iris``) makes them
-#: ``CORE_*`` variables, which core reads as config keys: the pod would not start. Services are
-#: found through DNS instead.
+#: ``CORE_*`` variables; core skips them (:data:`core.config.SERVICE_LINK_NAME`, a ``tcp://``
+#: port with a warning line), but the environment is clearer without. Services are found
+#: through DNS instead.
 ENABLE_SERVICE_LINKS = False
 
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
