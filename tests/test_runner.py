@@ -81,7 +81,7 @@ def test_one_stalling_inline_call_sends_its_kind_back_to_the_pool_for_longer(mak
     stall["on"] = True
     # the one stall: interrupted on the loop at its budget, run again in the pool
     assert run_all(runner, [(call, "k")])[0].startswith(POOL)
-    assert runner.interrupted == 1
+    assert runner.interrupted == 1 and runner.info()["demotions"] == 1
     assert not runner.runs_inline("k")
     stall["on"] = False
     # Back in the pool it now takes twice as many pool calls (the stalled one, run again
@@ -106,6 +106,7 @@ def test_a_kind_whose_inline_calls_turn_slow_goes_back_to_the_pool(make):
     threads = run_all(runner, [(call, "k")] * (MIN_SAMPLES + 2))
     assert threads[:MIN_SAMPLES] == [threading.main_thread().name] * MIN_SAMPLES
     assert all(name.startswith(POOL) for name in threads[MIN_SAMPLES:])
+    assert runner.info()["demotions"] == 1
 
 
 def test_one_slow_inline_call_now_and_then_is_not_enough(make):
