@@ -17,6 +17,7 @@ from core.testing import BinarizerContract
 from onnx import TensorProto, helper
 
 from core_binarizer_onnx import ONNX_DTYPES, OnnxBinarizer, OnnxModel
+from core_binarizer_onnx.model import session_run
 
 OPSET = 17
 IR_VERSION = 8
@@ -496,3 +497,36 @@ def test_core_serves_string_inputs(tmp_path: Path) -> None:
     result = up.predict(**values)
     assert result["y_string"] == [["a", "b"]]
     assert np.asarray(result["y_int8"]).tolist() == [[1, 0]]
+
+
+def test_predict_calls_the_compiled_session_with_session_runs_answers(model: OnnxModel) -> None:
+    """On a CPU session whose inputs all have a dtype, ``predict`` calls the compiled session's
+    ``run`` (the checks ``InferenceSession.run`` adds are what ``predict`` guarantees already):
+    the answers are ``session.run``'s, and onnxruntime still refuses a wrong shape."""
+    assert session_run(model.session, model.inputs) == model.session._sess.run
+    feeds = {"a": np.array(INPUT["a"], np.float32), "b": np.array(INPUT["b"], np.float32),
+             "k": np.array(INPUT["k"], np.int64)}
+    expected = model.session.run(None, feeds)
+    got = model.predict(**INPUT)
+    assert len(got) == len(expected)
+    for value, want in zip(got.values(), expected):
+        assert value.dtype == want.dtype and value.tolist() == want.tolist()
+    with pytest.raises(Exception, match=r"(?i)invalid dimensions"):
+        model.predict(a=[[1.0, 2.0]], b=[[1.0, 2.0]], k=[1])
+
+
+def test_a_session_with_an_input_numpy_cannot_hold_keeps_session_run(tmp_path: Path) -> None:
+    """An input without a dtype (here a sequence of tensors) is fed as given, so ``predict``
+    keeps ``InferenceSession.run`` and its checks."""
+    graph = helper.make_graph(
+        [helper.make_node("SequenceLength", ["parts"], ["count"])], "seq",
+        [helper.make_tensor_sequence_value_info("parts", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("count", TensorProto.INT64, [])],
+    )
+    path = tmp_path / "seq.onnx"
+    opsets = [helper.make_opsetid("", OPSET)]
+    onnx.save(helper.make_model(graph, ir_version=IR_VERSION, opset_imports=opsets), str(path))
+    model = OnnxBinarizer().deserialize([LoadedFile(path=str(path))])
+    assert session_run(model.session, model.inputs) == model.session.run
+    parts = [np.array([1.0, 2.0], np.float32), np.array([3.0], np.float32)]
+    assert int(model.predict(parts=parts)["count"]) == 2
