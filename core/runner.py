@@ -271,13 +271,16 @@ class PredictRunner:
 
     async def run(self, call: Callable[[], T], kind: Hashable | None = None) -> T:
         """``call()`` inline or in the pool (see the module docstring); its result or error."""
-        if self.executor is not None and not self._slots.free and self.quick(kind):
-            return await self._inline_after_wait(call, kind)
-        if self.runs_inline(kind):
+        if self.executor is None:
+            return self.call_inline(call, kind)
+        timings = self._kinds.get(kind)  # None is never a kind timed
+        if timings is not None and timings.inline and self._alarm.available():
+            if not self._slots.free:
+                return await self._inline_after_wait(call, kind)
             try:
-                return self.call_inline(call, kind)
+                return self._call_timed(call, timings)
             except InlineStall:
-                pass  # demoted by call_inline: run it again, from the start, in the pool
+                pass  # demoted by _call_timed: run it again, from the start, in the pool
         return await self.call_in_pool(call, kind)
 
     async def _inline_after_wait(self, call: Callable[[], T], kind: Hashable | None) -> T:
@@ -324,8 +327,8 @@ class PredictRunner:
         :raises PredictTimeout: without a pool (``use_thread_loop = false``), the call ran
             past ``predict_timeout`` and was interrupted.
         """
-        self.inline_calls += 1
         if self.executor is None:  # use_thread_loop = false: interrupted only at the timeout
+            self.inline_calls += 1
             if self.inline_timeout is None or not self._alarm.available():
                 return call()
             try:
@@ -334,7 +337,12 @@ class PredictRunner:
                 self.interrupted += 1
                 raise PredictTimeout(f"the prediction did not finish in predict_timeout = "
                                      f"{self.inline_timeout:g} s and was interrupted") from None
-        timings = self._kinds.get(kind) if kind is not None else None
+        return self._call_timed(call, self._kinds.get(kind))
+
+    def _call_timed(self, call: Callable[[], T], timings: _Kind | None) -> T:
+        """:meth:`call_inline` with a pool, given the timings of the call's kind (None: not
+        timed): under the stall timer, and timed while its kind runs inline."""
+        self.inline_calls += 1
         started = time.perf_counter()
         try:
             return self._alarm.call(call, self.stall_seconds)
