@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.analysis import Argument, ModelInterface, analyse
@@ -64,6 +65,18 @@ def build(kind: str, cls: type, kwargs: dict[str, Any], key: str) -> Any:
         raise ConfigError(f"{key} for {kind} {cls.__name__}: {error}{accepted}") from None
     except (ValueError, OSError) as error:
         raise ConfigError(f"{key} for {kind} {cls.__name__}: {error}") from None
+
+
+def _row_count(values: dict[str, Any], name: str) -> int | None:
+    """How many rows the argument ``name`` of ``values`` holds; None when it is not there or
+    has no length (a scalar)."""
+    value = values.get(name)
+    if value is None:
+        return None
+    try:
+        return len(value)
+    except TypeError:  # a scalar or an object without a length
+        return None
 
 
 class ML:
@@ -314,6 +327,9 @@ class ML:
     def transform_in(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validated request values -> model-format values (array arguments only)."""
         self._ready()
+        return self._transform_in(data)
+
+    def _transform_in(self, data: dict[str, Any]) -> dict[str, Any]:
         values = dict(data)
         for arg in self._array_args:
             if arg.name in values:
@@ -330,10 +346,13 @@ class ML:
     def call_model(self, values: dict[str, Any]) -> Any:
         """Run the model's predict method on model-format values (timed in
         ``core_predict_duration_seconds`` with metrics on)."""
+        return self._call_model(self._ready(), values)
+
+    def _call_model(self, interface: ModelInterface, values: dict[str, Any]) -> Any:
         metrics = self.metrics
         started = time.perf_counter()
         try:
-            return self._ready().call(values)
+            return interface.call(values)
         except RequestError:
             raise
         except Exception as error:
@@ -356,30 +375,27 @@ class ML:
     def row_count(self, values: dict[str, Any]) -> int | None:
         """How many rows ``values`` holds, or None when the model takes no rows argument."""
         rows = self._ready().rows
-        if rows is None or rows.name not in values:
-            return None
-        try:
-            return len(values[rows.name])
-        except TypeError:  # a scalar or an object without a length
-            return None
+        return _row_count(values, rows.name) if rows is not None else None
 
     def is_empty(self, values: dict[str, Any]) -> bool:
         return self.row_count(values) == 0
 
     def predict_sync(self, data: dict[str, Any], *, transform: bool = True) -> Any:
         """Validated values in, JSON-ready result out; runs in the caller's thread."""
-        if self.is_empty(data):
+        interface = self._ready()
+        rows = interface.rows
+        if rows is not None and _row_count(data, rows.name) == 0:
             return []
-        values = self.transform_in(data) if transform else data
-        return self.transform_out(self.call_model(values))
+        values = self._transform_in(data) if transform else data
+        return self.transform_out(self._call_model(interface, values))
 
     async def run(self, data: dict[str, Any], *, transform: bool = True) -> Any:
         """:meth:`predict_sync` in the thread pool, or inline when it is known to be quick
         (``max_inline_predict_ms``, see :mod:`core.runner`) or ``use_thread_loop`` is off."""
         rows = self._ready().rows
         return await self.runner.run(
-            lambda: self.predict_sync(data, transform=transform),
-            PredictRunner.kind(data, rows.name if rows else None),
+            partial(self.predict_sync, data, transform=transform),
+            PredictRunner.kind(data, rows.name if rows is not None else None),
         )
 
     def result_store(self) -> ResultStore:
