@@ -57,6 +57,12 @@ def check_dtype_applies(transformer_name: str, dtype: str | None) -> None:
         )
 
 
+#: The array dtypes orjson writes natively (``OPT_SERIALIZE_NUMPY``): bool, the integers and
+#: float32/float64, in the machine's byte order.
+ORJSON_DTYPES = frozenset(np.dtype(name) for name in (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"))
+
+
 def to_jsonable(data: Any) -> Any:
     """Make ``data`` serialisable by orjson (with ``OPT_SERIALIZE_NUMPY``).
 
@@ -67,8 +73,7 @@ def to_jsonable(data: Any) -> Any:
     """
     kind = type(data)
     if kind is np.ndarray:
-        if data.dtype.kind in "biuf" and data.flags.c_contiguous and data.dtype.itemsize <= 8 \
-                and data.dtype != np.float16:
+        if data.dtype in ORJSON_DTYPES and data.flags.c_contiguous:
             return data
         return nan_to_none(data.tolist())
     if kind is dict:
