@@ -58,3 +58,21 @@ def test_deep_values_of_an_onnx_input_are_a_422(serve):
     outputs = httpx.get(f"{server.url}/info").json()["model"]["outputs"]
     assert outputs == [{"name": "label", "dtype": "int64", "kind": "tensor", "shape": [None]},
                        {"name": "probabilities", "dtype": "float32", "kind": "tensor", "shape": [None, 3]}]
+
+
+def test_a_float_tensor_out_of_range_is_refused_and_numpy_error_state_is_left_as_it_was():
+    """Float tensors are converted with numpy's overflow made an error (a float32 past 3.4e38
+    would silently become inf); the state set for that is numpy's own, and is put back after
+    each conversion, refused or not, so that the model's numpy code keeps its warnings."""
+    import numpy as np
+
+    from core.validation import _to_array
+
+    before = np.geterr()
+    with pytest.raises(FloatingPointError):
+        _to_array([[1e39, 1.0]], "float32")
+    assert np.geterr() == before
+    converted = _to_array([[1.5, -2.0]], "float32")
+    assert converted.dtype == np.float32 and converted.tolist() == [[1.5, -2.0]]
+    assert np.geterr() == before
+    assert _to_array([[1e300]], "float64").tolist() == [[1e300]]  # in float64's range
