@@ -44,6 +44,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -294,17 +295,24 @@ class BodyDeadlines:
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None  # where self._loop runs
 
     async def watch(self, reading: Awaitable[T]) -> T:
         """``await reading``, or raise 408 (:func:`core.http.body.timed_out`) once the
         request's time is up (the read is cancelled)."""
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # the app runs in a new event loop (a test's, a restart)
-            self._reading.clear()
-            self._expired.clear()
-            self._loop, self._timer = loop, None
+        # The loop of the last read, if it runs in this thread, is the running one: asking it
+        # for the current task spares asyncio.get_running_loop(), a system call (getpid) each.
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None and get_ident() == self._thread else None
+        if task is None:  # the first read, or the app runs in a new event loop (a test's, a restart)
+            task = asyncio.current_task()
+            assert task is not None
+            if task.get_loop() is not loop:
+                loop = task.get_loop()
+                self._reading.clear()
+                self._expired.clear()
+                self._loop, self._timer, self._thread = loop, None, get_ident()
+        assert loop is not None
         deadline = self._reading[task] = loop.time() + self.seconds
         if self._timer is None:
             self._timer = loop.call_at(deadline, self._expire)
