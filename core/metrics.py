@@ -51,6 +51,7 @@ Plugins add their own metrics through the ``register_metrics`` hook (:mod:`core.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -59,12 +60,13 @@ import os
 import shutil
 import tempfile
 import threading
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder, start_http_server
 from prometheus_client.metrics_core import Metric
@@ -197,34 +199,36 @@ class Observations:
     prometheus_client has no call that adds many observations at once, so :meth:`fold` adds to
     the histogram's bucket and sum values itself (``_buckets``, ``_sum``: the attributes its own
     ``observe`` adds to, which also write multiprocess mode's files); a test checks that the
-    result is what ``observe`` would have given.
+    result is what ``observe`` would have given. The values are sorted into buckets by numpy,
+    in one call for all of them.
     """
 
     __slots__ = ("_bounds", "_histogram", "_pending", "add")
 
     def __init__(self, histogram: Histogram) -> None:
         self._histogram: Any = histogram
-        self._bounds = list(self._histogram._upper_bounds[:-1])  # the last one is +Inf
+        self._bounds = np.asarray(self._histogram._upper_bounds[:-1], dtype=float)  # the last is +Inf
         self._pending: deque[float] = deque()
         self.add: Callable[[float], None] = self._pending.append
 
     def fold(self) -> None:
         pending = self._pending
-        if not pending:
+        count = len(pending)  # what is there now; later adds wait for the next fold
+        if count:
+            take = pending.popleft
+            self.fold_values(np.fromiter([take() for _ in range(count)], float, count))
+
+    def fold_values(self, values: np.ndarray) -> None:
+        """Add ``values`` (a float array) to the histogram."""
+        if not values.size:
             return
-        bounds = self._bounds
-        counts = [0] * (len(bounds) + 1)
-        total = 0.0
-        take = pending.popleft
-        for _ in range(len(pending)):  # what is there now; later adds wait for the next fold
-            value = take()
-            counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound is >= value
-            total += value
+        # searchsorted "left": the first bucket whose bound is >= the value, as observe() counts
+        counts = np.bincount(np.searchsorted(self._bounds, values), minlength=len(self._bounds) + 1)
         histogram = self._histogram
-        histogram._sum.inc(total)
-        for bucket, count in zip(histogram._buckets, counts):
-            if count:
-                bucket.inc(count)
+        histogram._sum.inc(float(values.sum()))
+        for bucket, added in zip(histogram._buckets, counts.tolist()):
+            if added:
+                bucket.inc(added)
 
 
 class RouteMetrics:
@@ -245,25 +249,24 @@ class RouteMetrics:
 
     def fold(self) -> None:
         answers = self._answers
-        if not answers:
+        count = len(answers)
+        if not count:
             return
-        counts: dict[tuple[str, int], int] = {}
-        add_duration = self._durations.add
-        add_rows = self._metrics.observe_rows
         take = answers.popleft
-        for _ in range(len(answers)):
-            method, status, seconds, rows = take()
-            key = (method, status)
-            counts[key] = counts.get(key, 0) + 1
-            add_duration(seconds)
-            if rows is not None:
-                add_rows(rows)
-        for key, count in counts.items():
-            counter = self._requests.get(key)
+        taken = [take() for _ in range(count)]
+        for (method, status), added in collections.Counter(map(_METHOD_STATUS, taken)).items():
+            counter = self._requests.get((method, status))
             if counter is None:
-                counter = self._requests[key] = self._metrics.requests.labels(self.route, key[0], str(key[1]))
-            counter.inc(count)
-        self._durations.fold()
+                counter = self._requests[method, status] = self._metrics.requests.labels(
+                    self.route, method, str(status))
+            counter.inc(added)
+        self._durations.fold_values(np.fromiter(map(_SECONDS, taken), float, count))
+        rows = np.array([answer[3] for answer in taken], dtype=float)  # None (no rows) is NaN
+        self._metrics.rows_observed.fold_values(rows[~np.isnan(rows)])
+
+
+_METHOD_STATUS = itemgetter(0, 1)
+_SECONDS = itemgetter(2)
 
 
 class Metrics:
@@ -306,8 +309,10 @@ class Metrics:
                                 registry=registry)
         self.model_load_seconds = Gauge("core_model_load_seconds", "Seconds the model took to load.",
                                         multiprocess_mode="livemax", registry=registry)
+        #: Rows per request: the routes add theirs when they fold (:meth:`RouteMetrics.fold`).
+        self.rows_observed = Observations(self.predict_rows)
         self._observed = [Observations(self.predict_duration.labels(conf.mode)),
-                          Observations(self.predict_rows), Observations(self.batch_rows)]
+                          self.rows_observed, Observations(self.batch_rows)]
         #: ``observe_predict(seconds)`` of a model call (any thread); ``observe_rows(rows)`` of
         #: a request; ``observe_batch_rows(rows)`` of a model call that merged requests.
         self.observe_predict, self.observe_rows, self.observe_batch_rows = (o.add for o in self._observed)
@@ -351,7 +356,7 @@ class Metrics:
         state (requests in flight, the queue depth). Any thread may call it."""
         with self._flushing:
             for route in list(self._routes.values()):
-                route.fold()  # first: it adds the requests' rows to observe_rows
+                route.fold()  # with the rows of its requests (core_predict_rows)
             for observed in self._observed:
                 observed.fold()
             in_flight = self.in_flight_now

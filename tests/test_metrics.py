@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving import object_config as logging_config_of
 from test_plugins import install_plugin
 
-from core.metrics import DURATION_BUCKETS, Observations
+from core.config import Config
+from core.metrics import DURATION_BUCKETS, Metrics, Observations
 from core.testing import Server, free_port
 
 SUPPORT = Path(__file__).parent / "support"
@@ -277,3 +278,32 @@ def test_a_plugins_metric_and_route_are_on_metrics(serve, tmp_path):
     # the route's template labels the requests, never the raw path (label cardinality)
     assert total(samples, "core_requests_total", route="/things/{name}", method="GET", status="200") == 3
     assert not [labels for name, labels, _ in samples if labels.get("route", "").startswith("/things/a")]
+
+
+def test_a_routes_folded_answers_expose_their_counts_durations_and_rows():
+    """``RouteMetrics.answered`` queues each answer; the fold counts them by method and status,
+    adds their durations to the route's histogram, and the rows of those that had rows (not
+    None) to ``core_predict_rows``, all in one go."""
+    metrics = Metrics(Config(), None)
+    route = metrics.route("/predict")
+    answers = [("POST", 200, 0.002, 1)] * 5 + [("POST", 422, 0.0004, None)] * 3 + \
+              [("GET", 200, 0.01, None), ("POST", 200, 0.3, 100)]
+    for answer in answers[:4]:
+        route.answered(*answer)
+    metrics.flush()
+    for answer in answers[4:]:
+        route.answered(*answer)
+    metrics.flush()
+    metrics.flush()  # nothing left: adds nothing
+    body, _ = metrics.render(None)
+    samples = [(sample.name, sample.labels, sample.value)
+               for family in text_string_to_metric_families(body.decode()) for sample in family.samples]
+    assert total(samples, "core_requests_total", route="/predict", method="POST", status="200") == 6
+    assert total(samples, "core_requests_total", route="/predict", method="POST", status="422") == 3
+    assert total(samples, "core_requests_total", route="/predict", method="GET", status="200") == 1
+    assert total(samples, "core_request_duration_seconds_count", route="/predict") == len(answers)
+    assert total(samples, "core_request_duration_seconds_sum", route="/predict") == \
+        pytest.approx(sum(answer[2] for answer in answers))
+    assert total(samples, "core_request_duration_seconds_bucket", route="/predict", le="0.001") == 3
+    assert total(samples, "core_predict_rows_count") == 6  # the answers without rows are not counted
+    assert total(samples, "core_predict_rows_sum") == 105
