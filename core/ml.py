@@ -12,7 +12,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -389,11 +389,12 @@ class ML:
         values = self._transform_in(data) if transform else data
         return self.transform_out(self._call_model(interface, values))
 
-    async def run(self, data: dict[str, Any], *, transform: bool = True) -> Any:
-        """:meth:`predict_sync` in the thread pool, or inline when it is known to be quick
-        (``max_inline_predict_ms``, see :mod:`core.runner`) or ``use_thread_loop`` is off."""
+    def run(self, data: dict[str, Any], *, transform: bool = True) -> Coroutine[Any, Any, Any]:
+        """``await ml.run(data)``: :meth:`predict_sync` in the thread pool, or inline when it
+        is known to be quick (``max_inline_predict_ms``, see :mod:`core.runner`) or
+        ``use_thread_loop`` is off. (The runner's coroutine, handed over as it is.)"""
         rows = self._ready().rows
-        return await self.runner.run(
+        return self.runner.run(
             partial(self.predict_sync, data, transform=transform),
             PredictRunner.kind(data, rows.name if rows is not None else None),
         )

@@ -404,9 +404,9 @@ class Admission:
         return await self.request.form(max_files=max_files, max_fields=max_fields,
                                        max_part_size=self.gate.limits.max_body_size)
 
-    async def predict(self, data: dict[str, Any]) -> Any:
-        """Run validated ``data`` through the architecture: the row limit, then
-        ``predict_timeout``. Returns the JSON-ready result or a
+    def predict(self, data: dict[str, Any]) -> Awaitable[Any]:
+        """``await admission.predict(data)``: run validated ``data`` through the architecture:
+        the row limit, then ``predict_timeout``. Gives the JSON-ready result or a
         :class:`core.components.Deferred`."""
         gate = self.gate
         gate.check_rows(data)
@@ -416,8 +416,8 @@ class Admission:
         pending = gate._predict(data, self.predict_id)
         timeout = gate.limits.predict_timeout
         if timeout is None:
-            return await pending
-        return await gate.deadline(pending, timeout, lambda: PredictTimeout(
+            return pending
+        return gate.deadline(pending, timeout, lambda: PredictTimeout(
             f"the prediction did not finish in predict_timeout = {timeout:g} s"))
 
 
@@ -520,7 +520,10 @@ class GatedEndpoint:
                              admission.predict_id)
             await self._send_error(send, admission, InternalError(f"{type(error).__name__}: {error}"))
             return
-        await self._send(send, admission, outcome)
+        if type(outcome) is bytes:  # the usual answer: a JSON body
+            await self._write(send, admission, 200, outcome, (), self.gate.draining)
+        else:
+            await self._send(send, admission, outcome)
 
     def _report(self, admission: Admission, seconds: float) -> None:
         """Count the answered request and write its access line."""
