@@ -216,11 +216,19 @@ class OnnxModel:
 
         arguments = frozenset(info.argument for info in inputs)
         run = session_run(session, inputs)
+        # each input with the numpy dtype an array fed as it is has (None: strings, untyped)
+        feeding = [(info, np.dtype(info.dtype) if info.dtype not in (None, "string") else None)
+                   for info in inputs]
 
         def predict(*args: Any, **kwargs: Any) -> dict[str, Any]:
             if args or kwargs.keys() != arguments:  # the common case, all by name, skips bind
                 kwargs = signature.bind(*args, **kwargs).arguments
-            feeds = {info.name: _feed(kwargs[info.argument], info) for info in inputs}
+            feeds = {}
+            for info, dtype in feeding:
+                value = kwargs[info.argument]
+                if dtype is None or type(value) is not np.ndarray or value.dtype != dtype:
+                    value = _feed(value, info)
+                feeds[info.name] = value
             return dict(zip(output_names, run(output_names, feeds, None)))
 
         predict.__signature__ = signature  # type: ignore[attr-defined]
