@@ -60,7 +60,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from signal import ITIMER_REAL, setitimer
 from typing import Any, TypeVar
 
 from core.errors import PredictTimeout
@@ -343,14 +342,10 @@ class PredictRunner:
     def _call_timed(self, call: Callable[[], T], timings: _Kind | None) -> T:
         """:meth:`call_inline` with a pool, given the timings of the call's kind (None: not
         timed): under the stall timer, and timed while its kind runs inline."""
-        global _ARMED
         self.inline_calls += 1
-        alarm = _ARMED = self._alarm  # _Alarm.call, written out: this is every quick prediction
         started = time.perf_counter()
-        alarm.armed = True
-        setitimer(ITIMER_REAL, self.stall_seconds)
         try:
-            return call()
+            return self._alarm.call(call, self.stall_seconds)
         except InlineStall:
             self.interrupted += 1
             if timings is not None:
@@ -359,8 +354,6 @@ class PredictRunner:
                            "again in the thread pool", self.stall_seconds * 1000)
             raise
         finally:
-            alarm.armed = False
-            setitimer(ITIMER_REAL, 0)
             if timings is not None and timings.inline:
                 self._inline_sample(timings, time.perf_counter() - started)
 
