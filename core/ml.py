@@ -395,7 +395,7 @@ class ML:
         ``use_thread_loop`` is off. (The runner's coroutine, handed over as it is.)"""
         rows = self._ready().rows
         return self.runner.run(
-            partial(self.predict_sync, data, transform=transform),
+            partial(self.predict_sync, data) if transform else partial(self.predict_sync, data, transform=False),
             PredictRunner.kind(data, rows.name if rows is not None else None),
         )
 

@@ -25,7 +25,8 @@ input that makes the model loop or sleep). Each inline call runs under a timer (
 :class:`_Alarm`) set to the stall budget (:data:`STALL_FACTOR` times the limit, at least
 :data:`MIN_STALL`): past it the call is interrupted (:class:`InlineStall` is raised inside it, at
 the next Python instruction), its kind is demoted, and the call runs again from the start in
-the pool, where ``predict_timeout`` applies and the event loop stays free. Inline calls are
+the pool, where ``predict_timeout`` applies and the event loop stays free. The timer is set
+once for a run of quick calls, not twice a call (see :class:`_Alarm`). Inline calls are
 therefore made only where the timer works: on the main thread of a process whose ``SIGALRM``
 is free (hypercorn's and uvicorn's workers); elsewhere every call uses the pool. A model whose
 predict must not be interrupted and run again (side effects) should set
@@ -53,6 +54,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import signal
 import sys
 import threading
@@ -93,13 +95,23 @@ class _Alarm:
 
     Usable only on the main thread (Python runs signal handlers there) and only when nothing
     else in the process handles ``SIGALRM``; :meth:`available` says so, checked once.
+
+    The timer is set lazily: a call notes its deadline, and sets the system's timer only when
+    that timer is not already due before the deadline. When it fires, :func:`_on_alarm`
+    interrupts the call running past its deadline, sets the timer again for a call that still
+    has time (it was set for an earlier one), and otherwise leaves it off. Under steady traffic
+    that is one ``setitimer`` and one signal per stall budget, instead of two ``setitimer``
+    system calls for every call. A signal that finds no call running does nothing: Python
+    retries the system call it cut short (PEP 475), and pool threads block ``SIGALRM``
+    (:func:`_block_alarm`), so it reaches only the event loop's thread.
     """
 
     def __init__(self) -> None:
         self._checked = False
         self._available = False
         self._main_thread: int | None = None
-        self.armed = False
+        #: When the guarded call must have returned (``time.perf_counter()``).
+        self.deadline = 0.0
 
     def available(self) -> bool:
         if not self._checked:
@@ -115,23 +127,45 @@ class _Alarm:
     def call(self, call: Callable[[], T], seconds: float) -> T:
         """``call()``, interrupted with :class:`InlineStall` after ``seconds``."""
         global _ARMED
+        self.deadline = deadline = time.perf_counter() + seconds
         _ARMED = self
-        self.armed = True
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        if _TIMER_AT > deadline:  # off, or due after this call's deadline
+            _set_timer(deadline, seconds)
         try:
             return call()
         finally:
-            self.armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _ARMED = None
 
 
+#: The alarm guarding the call running now on the main thread, if any.
 _ARMED: _Alarm | None = None
+#: When the system's timer fires (``time.perf_counter()``); infinity while it is off.
+_TIMER_AT = math.inf
+
+
+def _set_timer(at: float, seconds: float) -> None:
+    global _TIMER_AT
+    _TIMER_AT = at
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6))  # 0 would switch it off
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
-    if _ARMED is not None and _ARMED.armed:  # else: the call returned as the timer fired
-        _ARMED.armed = False
-        raise InlineStall()
+    global _ARMED, _TIMER_AT
+    _TIMER_AT = math.inf
+    armed = _ARMED
+    if armed is None:
+        return  # no call is running: the timer stays off until the next one sets it
+    remaining = armed.deadline - time.perf_counter()
+    if remaining > 0:  # set for a call before this one
+        _set_timer(armed.deadline, remaining)
+        return
+    _ARMED = None
+    raise InlineStall()
+
+
+def _block_alarm() -> None:
+    """A pool thread's initializer: ``SIGALRM`` is for the event loop's thread only."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
 
 
 class _Kind:
@@ -214,7 +248,8 @@ class PredictRunner:
         self.stall_seconds = max(STALL_FACTOR * max_inline_seconds, MIN_STALL)
         self.inline_timeout = inline_timeout
         self.executor = (
-            ThreadPoolExecutor(max_workers=workers + spare_threads, thread_name_prefix="core-predict")
+            ThreadPoolExecutor(max_workers=workers + spare_threads, thread_name_prefix="core-predict",
+                               initializer=_block_alarm if hasattr(signal, "pthread_sigmask") else None)
             if use_threads else None
         )
         self.in_pool = 0
@@ -355,7 +390,11 @@ class PredictRunner:
             raise
         finally:
             if timings is not None and timings.inline:
-                self._inline_sample(timings, time.perf_counter() - started)
+                wall = time.perf_counter() - started
+                if wall <= self.max_inline_seconds and not timings.slow:
+                    timings.inline_wall.append(wall)  # quick, among quick ones: nothing to decide
+                else:
+                    self._inline_sample(timings, wall)
 
     # ------------------------------------------------------------------ stuck calls
 

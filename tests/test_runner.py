@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.runner import MIN_SAMPLES, STALL_FACTOR, WINDOW, PredictRunner
+from core.runner import MIN_SAMPLES, STALL_FACTOR, WINDOW, InlineStall, PredictRunner
 
 POOL = "core-predict"
 
@@ -250,6 +251,59 @@ def test_an_inline_call_that_hangs_is_interrupted_and_runs_again_in_the_pool(mak
     assert calls[-2:] == [threading.main_thread().name, result]  # cut on the loop, then the pool
     assert seconds < 5
     assert runner.interrupted == 1 and not runner.runs_inline("k")
+
+
+def test_a_call_that_hangs_after_quick_ones_gets_its_whole_stall_budget(make):
+    """The stall timer is set lazily, for the first of a run of quick calls: one that hangs
+    later in the run is still cut at its own budget, not at the earlier call's."""
+    runner = make(max_inline_seconds=0.0002)
+    budget = runner.stall_seconds
+    cut_after: list[float] = []
+
+    def call(hang: bool) -> str:
+        if hang and where() == threading.main_thread().name:
+            started = time.perf_counter()
+            try:
+                time.sleep(30)
+            except InlineStall:
+                cut_after.append(time.perf_counter() - started)
+                raise
+        return where()
+
+    run_all(runner, [(lambda: call(False), "k")] * MIN_SAMPLES)
+
+    async def scenario() -> str:
+        await runner.run(lambda: call(False), "k")  # inline: sets the timer for its budget
+        await asyncio.sleep(budget * 0.6)  # the timer is due 0.4 budgets into the next call
+        return await runner.run(lambda: call(True), "k")
+
+    assert asyncio.run(scenario()).startswith(POOL)
+    assert len(cut_after) == 1 and budget * 0.95 <= cut_after[0] < budget + 2
+    assert runner.interrupted == 1
+
+
+def test_the_stall_timer_going_off_between_calls_changes_nothing(make):
+    """After a run of quick calls the timer goes off while none runs: nothing is raised, the
+    loop's own waits are whole, and the next calls run inline as before. Pool threads never
+    take the signal."""
+    runner = make(max_inline_seconds=0.0002)
+    budget = runner.stall_seconds
+    run_all(runner, [(where, "k")] * MIN_SAMPLES)
+
+    async def scenario() -> tuple[list[str], float, set[int]]:
+        first = [await runner.run(where, "k") for _ in range(50)]
+        started = time.monotonic()
+        await asyncio.sleep(budget * 3)  # the timer goes off in here
+        slept = time.monotonic() - started
+        later = [await runner.run(where, "k") for _ in range(5)]
+        blocked = await runner.call_in_pool(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return first + later, slept, blocked
+
+    threads, slept, blocked = asyncio.run(scenario())
+    assert threads == [threading.main_thread().name] * 55
+    assert slept >= budget * 3 * 0.95
+    assert runner.interrupted == 0 and runner.demotions == 0
+    assert signal.SIGALRM in blocked
 
 
 def test_a_call_whose_caller_stops_waiting_is_stuck_until_it_returns(make):
