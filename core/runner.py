@@ -129,7 +129,7 @@ class _Alarm:
         global _ARMED
         self.deadline = deadline = time.perf_counter() + seconds
         _ARMED = self
-        if _TIMER_AT > deadline:  # off, or due after this call's deadline
+        if deadline < _TIMER_AT:  # the timer is off, or due after this call's deadline
             _set_timer(deadline, seconds)
         try:
             return call()
