@@ -102,6 +102,9 @@ class ML:
         #: The service's metrics (:class:`core.metrics.Metrics`), set when the web app is
         #: built with ``metrics = true``: :meth:`call_model` times each model call.
         self.metrics: Metrics | None = None
+        #: The rows argument's name, or None when the model takes no rows argument (or is not
+        #: analysed yet); set by :meth:`load_model_settings`.
+        self.rows_name: str | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -109,12 +112,6 @@ class ML:
     def conf(self) -> Config:
         """The settings (``up.conf``)."""
         return self.up.conf
-
-    @property
-    def rows_name(self) -> str | None:
-        """The rows argument's name, or None when the model takes no rows argument."""
-        rows = self.interface.rows if self.interface is not None else None
-        return rows.name if rows is not None else None
 
     @property
     def loaded(self) -> bool:
@@ -245,6 +242,8 @@ class ML:
             auto_detect_predict_params=conf.auto_detect_predict_params,
             columns=conf.columns,
         )
+        rows = self.interface.rows
+        self.rows_name = rows.name if rows is not None else None
         transformers = self.up.plugins.transformers
         check_dtype_applies(conf.data_transformer_for_predict, conf.dtype_for_predict)
         self.transformer_in = build(
@@ -374,8 +373,8 @@ class ML:
 
     def row_count(self, values: dict[str, Any]) -> int | None:
         """How many rows ``values`` holds, or None when the model takes no rows argument."""
-        rows = self._ready().rows
-        return _row_count(values, rows.name) if rows is not None else None
+        name = self.rows_name
+        return _row_count(values, name) if name is not None else None
 
     def is_empty(self, values: dict[str, Any]) -> bool:
         return self.row_count(values) == 0
@@ -393,10 +392,9 @@ class ML:
         """``await ml.run(data)``: :meth:`predict_sync` in the thread pool, or inline when it
         is known to be quick (``max_inline_predict_ms``, see :mod:`core.runner`) or
         ``use_thread_loop`` is off. (The runner's coroutine, handed over as it is.)"""
-        rows = self._ready().rows
         return self.runner.run(
             partial(self.predict_sync, data) if transform else partial(self.predict_sync, data, transform=False),
-            PredictRunner.kind(data, rows.name if rows is not None else None),
+            PredictRunner.kind(data, self.rows_name),
         )
 
     def result_store(self) -> ResultStore:
