@@ -109,3 +109,17 @@ class EchoModel:
 
 
 echo_model = EchoModel()
+
+
+class TrackedModel:
+    """Answers, for each row, how many objects the garbage collector tracks in the serving
+    process (what a full collection walks), after one such collection."""
+
+    def predict(self, X: Any) -> Any:
+        import gc
+
+        gc.collect()
+        return [len(gc.get_objects()) for _ in X]
+
+
+tracked_model = TrackedModel()
