@@ -26,9 +26,8 @@ class NumpyTransformer(Transformer):
         self.dtype = dtype
 
     def to_model(self, data: Any, argument: Argument) -> Any:
-        dtype: Any = self.dtype or (argument.tensor.dtype if argument.tensor else None)
-        if dtype == "string":  # ONNX string tensors: numpy holds them as objects
-            dtype = object
+        name = self.dtype or (argument.tensor.dtype if argument.tensor else None)
+        dtype = None if name is None else numpy_dtype(name)
         if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype):
             return data
         return np.asarray(data, dtype=dtype)
@@ -46,6 +45,19 @@ class PassthroughTransformer(Transformer):
 
     def from_model(self, data: Any) -> Any:
         return to_jsonable(data)
+
+
+#: numpy's dtype for each dtype name, made once: numpy parses a name at every use.
+_DTYPES: dict[str, np.dtype[Any]] = {}
+
+
+def numpy_dtype(name: str) -> np.dtype[Any]:
+    """The numpy dtype of a tensor's ``dtype`` name (``string``: numpy's object arrays, as
+    ONNX string tensors are held)."""
+    dtype = _DTYPES.get(name)
+    if dtype is None:
+        dtype = _DTYPES[name] = np.dtype(object if name == "string" else name)
+    return dtype
 
 
 def check_dtype_applies(transformer_name: str, dtype: str | None) -> None:
@@ -77,7 +89,11 @@ def to_jsonable(data: Any) -> Any:
             return data
         return nan_to_none(data.tolist())
     if kind is dict:
-        return {k if type(k) is str else str(k): to_jsonable(v) for k, v in data.items()}
+        for key, value in data.items():  # usually arrays orjson writes as they are: no copy
+            if (type(key) is not str or type(value) is not np.ndarray or value.dtype not in ORJSON_DTYPES
+                    or not value.flags.c_contiguous):
+                return {k if type(k) is str else str(k): to_jsonable(v) for k, v in data.items()}
+        return data
     if kind is str or kind is int or kind is bool or data is None:
         return data
     if isinstance(data, np.ndarray):  # a subclass

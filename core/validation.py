@@ -17,6 +17,7 @@ import orjson
 
 from core.analysis import ANY_COLUMN_TYPE, COLUMN_TYPES, Argument, Column, FixedWidthRows, ModelInterface
 from core.errors import InvalidRequestBody, ValidationError
+from core.transformers import numpy_dtype
 
 if TYPE_CHECKING:
     from core.components import Transformer
@@ -293,10 +294,6 @@ def _number_problem(item: Any, nulls: bool) -> str | None:
     return "must be a number (the model takes numbers only)"
 
 
-#: The kind of each dtype met (``np.dtype(name).kind``), by name.
-_KINDS: dict[str, str] = {}
-
-
 # ``np.errstate(over="raise")`` builds numpy's error state anew each time (about 1 us). numpy 2
 # keeps that state in a context variable; setting it to one made once does the same in a
 # fraction of the time. With a numpy without it, ``_to_array`` uses errstate.
@@ -317,33 +314,34 @@ def _to_array(value: list[Any], dtype: str) -> np.ndarray:
     values. Only integer and bool tensors pay for a second look at the values."""
     if dtype == "string":
         return np.asarray(value, dtype=object)
-    kind = _KINDS.get(dtype) or _KINDS.setdefault(dtype, np.dtype(dtype).kind)
+    np_dtype = numpy_dtype(dtype)
+    kind = np_dtype.kind
     if kind in "fc":
         if _RAISE_ON_OVERFLOW is None:
             with np.errstate(over="raise"):
-                return np.asarray(value, dtype=dtype)
+                return np.asarray(value, dtype=np_dtype)
         token = _ERROR_STATE.set(_RAISE_ON_OVERFLOW)
         try:
-            return np.asarray(value, dtype=dtype)
+            return np.asarray(value, dtype=np_dtype)
         finally:
             _ERROR_STATE.reset(token)
     probe = np.asarray(value)
     found = probe.dtype.kind
     if probe.size == 0:
-        return probe.astype(dtype)
+        return probe.astype(np_dtype)
     if kind == "b":
         if found == "b" or (found in "iuf" and bool(((probe == 0) | (probe == 1)).all())):
-            return probe.astype(dtype)
+            return probe.astype(np_dtype)
         raise ValueError("not a bool")
     if found not in "iuf":
         raise TypeError("not a number for an integer")  # bools, strings, nulls
     if found == "f":
-        info = np.iinfo(dtype)
+        info = np.iinfo(np_dtype)
         if not (np.isfinite(probe).all() and (probe == np.trunc(probe)).all()
                 and probe.min() >= info.min and probe.max() <= info.max):
             raise ValueError("not an integer in range")
-        return probe.astype(dtype)
-    return np.asarray(value, dtype=dtype)  # ints: numpy raises OverflowError out of range
+        return probe.astype(np_dtype)
+    return np.asarray(value, dtype=np_dtype)  # ints: numpy raises OverflowError out of range
 
 
 def _check_scalar(kind: str, value: Any) -> str | None:
