@@ -240,30 +240,26 @@ class Gate:
         finally:
             handle.cancel()
 
-    async def read(self, headers: RequestHeaders, receive: Receive,
-                   accepts: MediaTypes | None = None) -> bytes:
-        """The body of the request whose ``headers`` these are: of a ``Content-Type`` that
-        ``accepts`` takes (None: any), within ``max_body_size`` and ``body_timeout``.
+    def read(self, headers: RequestHeaders, receive: Receive,
+             accepts: MediaTypes | None = None) -> Awaitable[bytes]:
+        """``await gate.read(...)``: the body of the request whose ``headers`` these are, of a
+        ``Content-Type`` that ``accepts`` takes (None: any), within ``max_body_size`` and
+        ``body_timeout``.
 
-        An error raised here leaves the rest of the body unread, so its answer closes the
-        connection (``Connection: close``): the server cannot read the next request after it.
+        An error raised here (by the call or by the await) leaves the rest of the body unread:
+        its answer must close the connection (``Connection: close``), as the server cannot
+        read the next request after it; :class:`GatedEndpoint` marks it so.
         """
-        limits = self.limits
-        try:
-            if accepts is not None:
-                accepts.check(headers.content_type)
-            return await self._bodies.watch(read_body(receive, limits.max_body_size, headers))
-        except RequestError as error:
-            error.headers = {**error.headers, "Connection": "close"}
-            raise
+        if accepts is not None:
+            accepts.check(headers.content_type)
+        return self._bodies.watch(read_body(receive, self.limits.max_body_size, headers))
 
-    def check_rows(self, data: dict[str, Any]) -> None:
-        """Raise 429 when ``data`` holds more rows than ``throttling_max_request_len``."""
-        limit = self.limits.throttling_max_request_len
-        if limit is None:
-            return
+    def check_rows(self, data: dict[str, Any]) -> int | None:
+        """How many rows ``data`` holds (None: no rows argument); raise 429 when that is more
+        than ``throttling_max_request_len``."""
         count = self._row_count(data)
-        if count is not None and count > limit:
+        limit = self.limits.throttling_max_request_len
+        if limit is not None and count is not None and count > limit:
             name = self._rows_name or "the request"
             error = TooManyRequests(
                 f"{name} has {count} rows; the limit (throttling_max_request_len) is {limit}",
@@ -271,6 +267,7 @@ class Gate:
             )
             error.reason = "throttling_max_request_len"
             raise error
+        return count
 
 
 class BodyDeadlines:
@@ -409,8 +406,7 @@ class Admission:
         the row limit, then ``predict_timeout``. Gives the JSON-ready result or a
         :class:`core.components.Deferred`."""
         gate = self.gate
-        gate.check_rows(data)
-        self.rows = gate._row_count(data)
+        self.rows = gate.check_rows(data)
         if self.trace is not None:
             self.phase_ns = _phase(self.trace, "validate", self.phase_ns)
         pending = gate._predict(data, self.predict_id)
@@ -493,9 +489,28 @@ class GatedEndpoint:
         TRACE.reset(tokens[0])
 
     async def _serve(self, send: Send, admission: Admission) -> None:
-        scope = admission.scope
+        """Admit the request (module docstring, steps 2-6), run its handler and answer."""
+        gate = self.gate
         try:
-            outcome = await self._admit(admission)
+            if not gate.accepting:
+                raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
+            if admission.scope["method"] in BODY_METHODS:
+                try:
+                    admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
+                except RequestError as error:  # the body is left unread: close the connection
+                    error.headers = {**error.headers, "Connection": "close"}
+                    raise
+                finally:  # refused (413, 408...) or not
+                    if admission.trace is not None:
+                        admission.phase_ns = _phase(admission.trace, "read", admission.phase_ns)
+            if not self.predicts:
+                outcome = await self._handle(admission)
+            else:
+                gate.take()
+                try:
+                    outcome = await self._handle(admission)
+                finally:
+                    gate.release()
             if not isinstance(outcome, (bytes, Response, Deferred)):
                 outcome = dumps(outcome)  # here, so that a result JSON cannot carry is mapped too
         except RequestError as error:
@@ -510,18 +525,18 @@ class GatedEndpoint:
             return
         except asyncio.CancelledError:  # the server gave up on this request (shutdown)
             _uncancel(asyncio.current_task())
-            self.gate.cancelled += 1
+            gate.cancelled += 1
             await self._send_error(send, admission, ServiceUnavailable(
                 "the server is shutting down and could not finish this request in its grace "
                 "period; send it again", headers={"Retry-After": RETRY_AFTER}), close=True)
             return
         except Exception as error:  # a bug in core, a plugin or a route: still JSON
-            logger.exception("unexpected error serving %s (predict id %s)", scope.get("path"),
+            logger.exception("unexpected error serving %s (predict id %s)", admission.scope.get("path"),
                              admission.predict_id)
             await self._send_error(send, admission, InternalError(f"{type(error).__name__}: {error}"))
             return
         if type(outcome) is bytes:  # the usual answer: a JSON body
-            await self._write(send, admission, 200, outcome, (), self.gate.draining)
+            await self._write(send, admission, 200, outcome, (), gate.draining)
         else:
             await self._send(send, admission, outcome)
 
@@ -550,27 +565,6 @@ class GatedEndpoint:
                 return self.route
         self.route = "unknown"
         return self.route
-
-    async def _admit(self, admission: Admission) -> Any:
-        gate = self.gate
-        scope = admission.scope
-        if not gate.accepting:
-            raise ServiceUnavailable("the server is shutting down", headers={"Retry-After": RETRY_AFTER})
-        if scope["method"] in BODY_METHODS:
-            if admission.trace is None:
-                admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
-            else:
-                try:
-                    admission.body = await gate.read(admission.headers, admission.receive, self.accepts)
-                finally:  # refused (413, 408...) or not
-                    admission.phase_ns = _phase(admission.trace, "read", admission.phase_ns)
-        if not self.predicts:
-            return await self._handle(admission)
-        gate.take()
-        try:
-            return await self._handle(admission)
-        finally:
-            gate.release()
 
     def _handle(self, admission: Admission) -> Awaitable[Any]:
         if self.timeout is None:
@@ -607,7 +601,7 @@ class GatedEndpoint:
         status, body = self.errors.render(error, admission.predict_id)
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
                    if k.lower() != "connection"]
-        # an error whose body was left unread (Gate.read) cannot keep its connection
+        # an error whose body was left unread (_serve) cannot keep its connection
         close = close or self.gate.draining or error.headers.get("Connection") == "close"
         await self._write(send, admission, status, body, headers, close)
 

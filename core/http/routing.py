@@ -261,7 +261,8 @@ class App(Starlette):
         (see :meth:`_gated_routes`).
         """
         if scope["type"] == "http" and not scope.get("root_path"):
-            route = self._gated_routes().get((scope["path"], scope["method"]))
+            gated = self._gated if self._gated_of == len(self.router.routes) else self._gated_routes()
+            route = gated.get((scope["path"], scope["method"]))
             if route is not None:
                 scope["app"] = self
                 if "router" not in scope:
