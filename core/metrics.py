@@ -280,8 +280,6 @@ class RouteMetrics:
         self._metrics.rows_observed.fold_values(rows[~np.isnan(rows)])
 
 
-
-
 class Metrics:
     """core's metrics for one served model (see the module docstring).
 

@@ -426,7 +426,6 @@ class Web:
         self._server_loop = None
 
 
-
 def _freeze_heap() -> None:
     """Put what start-up made out of the garbage collector's reach (``gc.freeze``): the model,
     the app and the modules live as long as the server. A full collection walks every object
