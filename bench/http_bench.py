@@ -16,7 +16,10 @@ processes, from /proc). The last is the steadier figure on a busy machine: wrk's
 drop whenever another process takes the server's core, its CPU time per request barely moves;
 "CPU ratio" (baseline CPU per request / core's) is the throughput ratio the two would have on
 a core of their own when CPU-bound. ``--repeat N`` runs each cell N times, the servers taking
-turns, and keeps each server's median run. Exits 1 if a cell misses the target
+turns, and keeps each server's median run; the table then also gives the median of the
+per-round ratios ("paired ratio", each core run over the baseline run next to it, with the
+lowest and highest), which a drift of the machine moves less, and ``--json`` keeps every
+run. Exits 1 if a cell misses the target
 (``--no-fail`` to exit 0 anyway), 2 if a server misbehaves (non-2xx answers, socket errors,
 failed start).
 
@@ -44,6 +47,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -470,10 +474,12 @@ def warm_up(servers: list[Server], scripts: dict[int, Path], args: argparse.Name
             check_wrk(server, "warm-up", result)
 
 
-def run_cells(servers: list[Server], scripts: dict[int, Path],
-              args: argparse.Namespace) -> dict[Cell, dict[str, WrkResult]]:
+def run_cells(servers: list[Server], scripts: dict[int, Path], args: argparse.Namespace,
+              rounds: dict[Cell, dict[str, list[WrkResult]]] | None = None,
+              ) -> dict[Cell, dict[str, WrkResult]]:
     """Every cell, every server, ``--repeat`` times: the servers take turns run by run (the
-    first one alternating), so that a slow spell of the machine hits them alike."""
+    first one alternating), so that a slow spell of the machine hits them alike. Each
+    server's median run, by cell; every run, in turn order, goes into ``rounds`` if given."""
     results: dict[Cell, dict[str, WrkResult]] = {}
     cells = [Cell(c, r) for r in ROWS for c in CONNECTIONS]
     turn = 0
@@ -489,7 +495,15 @@ def run_cells(servers: list[Server], scripts: dict[int, Path],
                       f"p99 {r.p99_ms:.2f} ms, {r.cpu_us:.0f} CPU us/req",
                       file=sys.stderr, flush=True)
         results[cell] = {name: median_run(server_runs) for name, server_runs in runs.items()}
+        if rounds is not None:
+            rounds[cell] = runs
     return results
+
+
+def paired_ratios(runs: dict[str, list[WrkResult]], name: str) -> list[float]:
+    """``name``'s requests/s over the baseline's in each round: the two runs of a round are
+    back to back, so a slow spell of the machine that spans both cancels out of their ratio."""
+    return [ours.rps / base.rps for ours, base in zip(runs[name], runs[BASELINE], strict=True)]
 
 
 def report_architectures(servers: list[Server]) -> None:
@@ -506,14 +520,18 @@ def report_architectures(servers: list[Server]) -> None:
 # ---------------------------------------------------------------------- report
 
 
-def table(results: dict[Cell, dict[str, WrkResult]], name: str) -> tuple[str, bool]:
+def table(results: dict[Cell, dict[str, WrkResult]], name: str,
+          rounds: dict[Cell, dict[str, list[WrkResult]]] | None = None) -> tuple[str, bool]:
     """The markdown table of one core-like server against the baseline, and whether every
-    cell met the target (on requests/s)."""
+    cell met the target (on requests/s, the ratio of the two median runs). With ``rounds``,
+    a column gives the median of the per-round ratios (:func:`paired_ratios`), lowest-highest."""
+    paired = rounds is not None
     lines = [
         f"| cell | {name} req/s | baseline req/s | ratio | {name} p50 / p99 ms "
         f"| baseline p50 / p99 ms | {name} / baseline CPU us/req | CPU ratio "
-        f"| ratio >= {TARGET_RATIO} |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        + ("| paired ratio (range) " if paired else "")
+        + f"| ratio >= {TARGET_RATIO} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if paired else "") + ":---:|",
     ]
     all_ok = True
     for cell, by_server in results.items():
@@ -525,18 +543,28 @@ def table(results: dict[Cell, dict[str, WrkResult]], name: str) -> tuple[str, bo
             f"| {cell} | {ours.rps:,.0f} | {base.rps:,.0f} | {ratio:.2f} "
             f"| {ours.p50_ms:.2f} / {ours.p99_ms:.2f} | {base.p50_ms:.2f} / {base.p99_ms:.2f} "
             f"| {ours.cpu_us:.0f} / {base.cpu_us:.0f} | {base.cpu_us / ours.cpu_us:.2f} "
-            f"| {'yes' if ok else '**no**'} |"
+            + (_paired_cell(paired_ratios(rounds[cell], name)) if rounds is not None else "")
+            + f"| {'yes' if ok else '**no**'} |"
         )
     return "\n".join(lines), all_ok
 
 
-def to_json(results: dict[Cell, dict[str, WrkResult]], args: argparse.Namespace) -> dict[str, Any]:
+def _paired_cell(ratios: list[float]) -> str:
+    return f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
+
+
+def to_json(results: dict[Cell, dict[str, WrkResult]], args: argparse.Namespace,
+            rounds: dict[Cell, dict[str, list[WrkResult]]] | None = None) -> dict[str, Any]:
+    """The run as JSON: each server's median run by cell; with ``rounds``, every run too
+    (``rounds``: the server's runs in turn order, requests/s and CPU time per request each)."""
     return {
         "seconds": args.seconds,
         "repeat": args.repeat,
         "cells": [
             {"connections": cell.connections, "rows": cell.rows,
-             **{name: vars(r) for name, r in by_server.items()}}
+             **{name: vars(r) for name, r in by_server.items()},
+             **({"rounds": {name: [{"rps": r.rps, "cpu_us": r.cpu_us} for r in runs]
+                            for name, runs in rounds[cell].items()}} if rounds is not None else {})}
             for cell, by_server in results.items()
         ],
     }
@@ -627,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             for rows in ROWS:
                 check_answers(servers, rows)
             warm_up(servers, scripts, args)
-            results = run_cells(servers, scripts, args)
+            rounds: dict[Cell, dict[str, list[WrkResult]]] = {}
+            results = run_cells(servers, scripts, args, rounds)
             report_architectures(servers)
     except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
@@ -644,11 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     all_ok = True
     for server in servers:
         if not server.is_baseline:
-            text, ok = table(results, server.name)
+            text, ok = table(results, server.name, rounds)
             all_ok &= ok
             print(text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(to_json(results, args), indent=2) + "\n")
+        args.json.write_text(json.dumps(to_json(results, args, rounds), indent=2) + "\n")
     return 0 if all_ok or args.no_fail else 1
 
 
