@@ -15,15 +15,10 @@ from typing import Any
 import attrs
 from core.components import LoadedFile, Storage
 from core.errors import ConfigError, CoreError, ModelLoadError
+from core.model_files import DEFAULT_FILE_MASK, listing, pick
 from core.progress import read_file
 
 logger = logging.getLogger("core")
-
-#: Finds the usual model file names, whatever the case of the extension.
-DEFAULT_FILE_MASK = r"(?i)^.+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)$"
-
-#: How many folder entries an error message lists before "and N more".
-_LISTED = 20
 
 
 def _to_path(value: Any) -> str:
@@ -62,12 +57,6 @@ def _check_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> N
         )
 
 
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_LISTED])
-    more = len(names) - _LISTED
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 @attrs.define(kw_only=True)
 class DiskStorage(Storage):
     """The model file on the local disk.
@@ -78,7 +67,9 @@ class DiskStorage(Storage):
         and ``$`` to match whole names); exactly one file may match, or else, of several, one
         whose whole name the mask matches. A string or a compiled pattern. Not used when
         ``path_to_files`` is a file. The default finds ``.pkl``, ``.pckl``, ``.pickle``,
-        ``.joblib``, ``.onnx``, ``.cloudpickle``, ``.bin`` and ``.model`` files, in any case.
+        ``.joblib``, ``.onnx``, ``.cloudpickle``, ``.bin`` and ``.model`` files, in any case;
+        when none is there, the one file named like another model format (``.json``,
+        ``.ubj``, ``.txt``, ``.pt``...: :mod:`core.model_files`).
     :param files_mask: pymlup's name for ``file_mask``; set one of the two.
     :param need_load_file: read the file's bytes into memory and hand them to the binarizer
         (``LoadedFile.raw_data``). Off by default: the binarizer then reads the file itself,
@@ -157,21 +148,10 @@ class DiskStorage(Storage):
                 f"disk storage: cannot list the folder {given!r}: {problem.strerror or problem}"
             ) from None
         files = [name for name in entries if os.path.isfile(os.path.join(path, name))]
-        matches = [name for name in files if self._pattern.search(name)]
-        whole = [name for name in matches if self._pattern.fullmatch(name)]
-        if len(matches) == 1 or len(whole) == 1:
-            return os.path.join(path, matches[0] if len(matches) == 1 else whole[0])
-        if not matches:
-            regular = set(files)
-            shown = [name if name in regular else name + "/" for name in entries]
-            held = f"it holds: {_listing(shown)}" if shown else "it is empty"
-            raise error(
-                f"disk storage: no file in the folder {given!r} matches {self._mask_key} "
-                f"'{self.file_mask}'; {held}. Set storage_kwargs.{self._mask_key} to a regular "
-                f"expression found in the model file's name, or path_to_files to the file"
-            )
-        raise error(
-            f"disk storage: {len(matches)} files in the folder {given!r} match {self._mask_key} "
-            f"'{self.file_mask}': {_listing(matches)}; set storage_kwargs.{self._mask_key} to pick "
-            f"one (for example '^{re.escape(matches[0])}$') or path_to_files to the file"
-        )
+        regular = set(files)
+        shown = [name if name in regular else name + "/" for name in entries]
+        return os.path.join(path, pick(
+            files, self._pattern, mask_given=self._mask_given, mask_key=self._mask_key,
+            storage="disk storage", where=f"the folder {given!r}",
+            holds=f"it holds: {listing(shown)}" if shown else "it is empty", error=error,
+        ))

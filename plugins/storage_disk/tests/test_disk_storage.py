@@ -184,7 +184,7 @@ def test_missing_relative_path_names_the_working_directory(
 
 
 def test_no_match_names_the_folder_the_mask_and_what_is_there(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
     (tmp_path / "data").mkdir()
     storage = DiskStorage(path_to_files=str(tmp_path))
     with pytest.raises(ModelLoadError) as caught:
@@ -192,10 +192,57 @@ def test_no_match_names_the_folder_the_mask_and_what_is_there(tmp_path: Path) ->
     message = str(caught.value)
     assert str(tmp_path) in message
     assert f"'{DEFAULT_FILE_MASK}'" in message  # as written in TOML, not repr()-escaped
-    assert "it holds: data/, notes.txt" in message
+    assert "it holds: data/, notes.md" in message
     assert "file_mask" in message and "\n" not in message
     with pytest.raises(ConfigError, match="no file in the folder"):
         storage.check()
+
+
+# ---------------------------------------------------------------------- other model formats
+
+
+@pytest.mark.parametrize("name", ["model.json", "booster.ubj", "gbm.txt", "net.pt", "net.pth",
+                                  "program.pt2", "script.ts", "classifier.keras", "weights.H5"])
+def test_a_lone_file_of_another_format_is_taken(tmp_path: Path, name: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """No file with a usual model name: the one named like another format (XGBoost's JSON,
+    LightGBM's text, PyTorch, Keras) is the model, and the log says why."""
+    (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "README.md").write_text("not a model")
+    with caplog.at_level(logging.INFO, logger="core"):
+        [file] = DiskStorage(path_to_files=str(tmp_path)).load()
+    assert file.path == str(tmp_path / name)
+    assert f"using {name}, the one file named like another model format" in caplog.text
+    DiskStorage(path_to_files=str(tmp_path)).check()
+
+
+def test_a_usual_model_name_wins_over_other_formats(tmp_path: Path) -> None:
+    for name in ("model.pkl", "config.json", "requirements.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    [file] = DiskStorage(path_to_files=str(tmp_path)).load()
+    assert file.path == str(tmp_path / "model.pkl")
+
+
+def test_several_files_of_other_formats_are_an_error_naming_them(tmp_path: Path) -> None:
+    for name in ("config.json", "model.json", "notes.md"):
+        (tmp_path / name).write_bytes(b"x")
+    storage = DiskStorage(path_to_files=str(tmp_path))
+    with pytest.raises(ModelLoadError) as caught:
+        storage.load()
+    message = str(caught.value)
+    assert "2 are named like other model formats: config.json, model.json;" in message
+    assert r"set storage_kwargs.file_mask to pick one (for example '^config\.json$')" in message
+    assert "notes.md" not in message and "\n" not in message
+    with pytest.raises(ConfigError, match="named like other model formats"):
+        storage.check()
+
+
+@pytest.mark.parametrize("key", ["file_mask", "files_mask"])
+def test_a_mask_set_in_the_config_is_the_only_rule(tmp_path: Path, key: str) -> None:
+    (tmp_path / "model.json").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=f"no file in the folder .* matches {key} 'iris'; "
+                                             "it holds: model.json"):
+        DiskStorage(path_to_files=str(tmp_path), **{key: "iris"}).load()
 
 
 def test_empty_folder_says_so(tmp_path: Path) -> None:

@@ -31,11 +31,9 @@ import attrs
 from core import progress
 from core.components import LoadedFile, Storage
 from core.errors import ConfigError, CoreError, ModelLoadError
+from core.model_files import DEFAULT_FILE_MASK, listing, pick
 
 logger = logging.getLogger("core")
-
-#: Finds the usual model file names, whatever the case of the extension (as the disk storage).
-DEFAULT_FILE_MASK = r"(?i)^.+\.(pkl|pckl|pickle|joblib|onnx|cloudpickle|bin|model)$"
 
 #: The environment variable naming the cache folder.
 CACHE_ENV = "CORE_CACHE_DIR"
@@ -48,8 +46,6 @@ EXTRAS: dict[str, str] = {
     "http": "http", "https": "http",
 }
 
-#: How many names an error lists before "and N more".
-_LISTED = 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _WHAT = "storage remote"
 
@@ -151,12 +147,6 @@ def _check_seconds(instance: Any, attribute: attrs.Attribute[Any], value: Any) -
             f"{_WHAT}: storage_kwargs.{attribute.name} must be a number of seconds > 0, "
             f"got {value!r}"
         )
-
-
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_LISTED])
-    more = len(names) - _LISTED
-    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _version(info: dict[str, Any]) -> dict[str, Any]:
@@ -419,25 +409,10 @@ class RemoteStorage(Storage):
         files = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in entries
                  if e.get("type") == "file"}
         names = sorted(files)
-        matches = [n for n in names if self._pattern.search(n)]
-        whole = [n for n in matches if self._pattern.fullmatch(n)]
-        shown = safe_url(url)
-        if len(matches) == 1 or len(whole) == 1:
-            name = matches[0] if len(matches) == 1 else whole[0]
-            entry = files[name]
-            return _join(url, name, self._protocol), entry
-        if not matches:
-            held = f"it holds: {_listing(names)}" if names else "it holds no file"
-            raise kind(
-                f"{_WHAT}: no file in {shown} matches {self._mask_key} '{self.file_mask}'; "
-                f"{held}. Set storage_kwargs.{self._mask_key} to a regular expression found in "
-                f"the model file's name, or path_to_files to the file"
-            )
-        raise kind(
-            f"{_WHAT}: {len(matches)} files in {shown} match {self._mask_key} "
-            f"'{self.file_mask}': {_listing(matches)}; set storage_kwargs.{self._mask_key} to "
-            f"pick one (for example '^{re.escape(matches[0])}$') or path_to_files to the file"
-        )
+        name = pick(names, self._pattern, mask_given=self._mask_given, mask_key=self._mask_key,
+                    storage=_WHAT, where=safe_url(url), error=kind,
+                    holds=f"it holds: {listing(names)}" if names else "it holds no file")
+        return _join(url, name, self._protocol), files[name]
 
     def _attempt(self, call: Any, url: str, kind: type[CoreError]) -> Any:
         """``call()``, tried again up to :attr:`retries` times on a network error."""

@@ -76,6 +76,20 @@ def test_a_folder_where_the_mask_finds_two_names_them(s3: S3, cache: Path) -> No
     assert cached_files(cache) == []
 
 
+def test_a_folder_holding_an_xgboost_json_model_on_s3(s3: S3, cache: Path) -> None:
+    """No pickle or ONNX name in the folder: its one file named like another model format
+    is taken, as the disk storage does (:mod:`core.model_files`)."""
+    s3.put("gbm/model.json", b'{"learner": {}}')
+    s3.put("gbm/README.md", b"not the model")
+    [file] = RemoteStorage(path_to_files="s3://models/gbm/", cache_dir=str(cache)).load()
+    assert file.path is not None and Path(file.path).read_bytes() == b'{"learner": {}}'
+    s3.put("gbm/config.json", b"{}")
+    with pytest.raises(ModelLoadError, match=r"no file in s3://models/gbm/ matches the default "
+                                             r"file_mask .*, and 2 are named like other model "
+                                             r"formats: config\.json, model\.json;"):
+        RemoteStorage(path_to_files="s3://models/gbm/", cache_dir=str(cache)).load()
+
+
 def test_need_load_file_hands_over_the_bytes(web: Web, cache: Path) -> None:
     url = web.put("/raw/model.pkl", b"bytes of the model")
     [file] = RemoteStorage(path_to_files=url, need_load_file=True, cache_dir=str(cache)).load()
