@@ -36,7 +36,8 @@ def config_for_target(target: str) -> Config:
     """A config file, or a model file/folder served with sensible defaults; then the
     ``CORE_<KEY>`` overrides of the environment, as ``hypercorn core.app:app`` applies them."""
     path = Path(target)
-    if path.suffix.lower() in CONFIG_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in CONFIG_SUFFIXES and not (suffix == ".json" and recognised_model(path)):
         return Config.from_file(path).with_env()
     if not path.exists():
         raise ConfigError(f"{target}: no such config file or model path")
@@ -46,6 +47,30 @@ def config_for_target(target: str) -> Config:
         storage_kwargs={"path_to_files": str(path)},
         binarization_type="auto",
     ).with_env()
+
+
+def recognised_model(path: Path) -> str | None:
+    """The installed binarizer that recognises the file ``path`` by its content, or None.
+
+    A ``.json`` target is a config, unless a binarizer says it is a model (XGBoost saves its
+    models as JSON): ``core serve model.json`` then serves it, as it serves ``model.onnx``.
+    A binarizer whose ``detect`` fails does not decide.
+    """
+    if not path.is_file():
+        return None
+    from core.components import LoadedFile
+    from core.plugins import get_plugins
+
+    file = LoadedFile(path=str(path))
+    binarizers = get_plugins().binarizers
+    for name in binarizers.names():
+        try:
+            score, _ = binarizers.entries[name].cls.detect(file)  # type: ignore[attr-defined]
+        except Exception:  # a plugin's bug must not turn a config into a model
+            continue
+        if score > 0:
+            return name
+    return None
 
 
 def check_config(conf: Config) -> list[str]:
@@ -201,8 +226,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def _add_target_options(command: argparse.ArgumentParser) -> None:
     """What to serve, the same for ``serve`` and ``validate``."""
-    command.add_argument("target", nargs="?", help="config file (.toml/.json/.yaml) or model file/folder; "
-                         "default: $CORE_CONFIG")
+    command.add_argument("target", nargs="?", help="config file (.toml/.json/.yaml) or model file/folder "
+                         "(a .json an installed binarizer recognises is a model); default: $CORE_CONFIG")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -157,3 +157,43 @@ def test_a_truncated_model_is_one_line_at_startup(regression: dict[str, Path], t
     assert last.startswith(f"core: error: xgboost binarizer: XGBoost cannot load model.{fmt}: "), \
         result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("target", ["model.json", "its folder"])
+def test_core_serve_a_json_model_or_its_folder(serve: Any, regression: dict[str, Path],
+                                               rows: np.ndarray, tmp_path: Path,
+                                               target: str) -> None:
+    """``core serve model.json`` serves XGBoost's JSON model (the binarizer recognises it, so
+    it is not read as a config), and ``core serve FOLDER`` finds it beside other files (the
+    disk storage's default takes the one file named like a model format)."""
+    folder = tmp_path / target.replace(" ", "-")
+    folder.mkdir()
+    model = folder / "model.json"
+    model.write_bytes(regression["json"].read_bytes())
+    (folder / "README.md").write_text("the regression model")
+    path = model if target == "model.json" else folder
+    server = serve(None, command=[sys.executable, "-m", "core", "serve", str(path),
+                                  "--host", "127.0.0.1", "--port", "{port}"])
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["model"]["binarization_type"] == "xgboost"
+    answer = predict(server, as_json(rows))
+    assert answer.status_code == 200, server.log()
+    same(answer.json()["predict_result"], booster_predict(model, rows))
+
+
+def test_a_json_config_is_still_a_config(regression: dict[str, Path], tmp_path: Path) -> None:
+    """With the XGBoost binarizer installed, a ``.json`` that no binarizer recognises is read as
+    a config, and its mistakes are the config's one line."""
+    config_file = tmp_path / "service.json"
+    config_file.write_text(f'{{"name": "gbm-json", "storage_type": "disk", "storage_kwargs": '
+                           f'{{"path_to_files": "{regression["json"]}"}}}}')
+    result = subprocess.run([sys.executable, "-m", "core", "validate", str(config_file)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "loaded XGBoostModel with binarizer 'xgboost'" in result.stdout
+    config_file.write_text('{"name": "gbm-json", "storage_typ": "disk"}')
+    result = subprocess.run([sys.executable, "-m", "core", "validate", str(config_file)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == (f"core: error: {config_file}: unknown config key 'storage_typ'; "
+                             "did you mean 'storage_type'?\n")
