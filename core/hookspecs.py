@@ -220,7 +220,10 @@ def register_routes(service: Service) -> list[BaseRoute] | None:
         validation, the probes, and the admission gate. A route that runs the model must be
         mounted behind the gate: ``service.gate.route(path, handler)``, where
         ``handler(admission)`` predicts with ``await admission.predict(data)``.
-    :return: Starlette routes to mount beside ``/predict``, or ``None``.
+    :return: Starlette routes to mount beside ``/predict``, or ``None``. Starlette tries
+        routes in order: core's first, then the plugins'; a catch-all (a path with a
+        ``{name:path}`` parameter) is tried after every other route, so that one plugin's
+        fallback never hides another plugin's routes.
     """
 
 

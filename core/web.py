@@ -154,6 +154,7 @@ class Web:
             ]
         for extra in plugins.hook.register_routes(service=service):
             routes += extra or []
+        routes = catch_alls_last(routes)
         self._app = App(
             debug=conf.debug,
             routes=routes,
@@ -424,6 +425,21 @@ class Web:
         self._server_thread.join(shutdown_timeout or self.up.conf.timeout_for_shutdown_daemon + 5)
         self._server_thread = None
         self._server_loop = None
+
+
+def catch_alls_last(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """``routes`` with the catch-alls moved after every other route, each group in its order.
+
+    Starlette tries routes in order, and plugins' routes come in the order pluggy calls them.
+    A catch-all (a ``Route`` whose path has a ``{name:path}`` parameter, such as the V2
+    protocol's 404 for any other path under ``/v2``) placed before another plugin's route would
+    answer its requests; after, it answers only what no other route does.
+    """
+    catch_all = [isinstance(route, Route) and ":path}" in route.path for route in routes]
+    if not any(catch_all):
+        return routes
+    return ([route for route, last in zip(routes, catch_all) if not last]
+            + [route for route, last in zip(routes, catch_all) if last])
 
 
 def _freeze_heap() -> None:

@@ -196,3 +196,39 @@ def test_every_hook_is_documented():
     for name in names:
         assert (getattr(hookspecs, name).__doc__ or "").strip(), f"hook {name} has no docstring"
         assert f"`{name}" in guide, f"hook {name} is not in docs/plugins.md"
+
+
+CATCH_ALL_PLUGIN = """
+    import core
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+
+    async def not_here(request):
+        return JSONResponse({"error": "no such path under /x"}, status_code=404)
+
+
+    @core.hookimpl
+    def register_routes(service):
+        async def hello(admission):
+            return {"hello": admission.request.path_params["name"]}
+
+        # the catch-all first: Starlette alone would answer every /x/... path with it
+        return [Route("/x/{path:path}", not_here),
+                service.gate.route("/x/hello/{name}", hello, methods=["GET"], predicts=False)]
+"""
+
+
+def test_a_catch_all_route_answers_only_what_no_other_route_does(tmp_path, serve):
+    """A plugin's fallback (the V2 protocol's 404 under /v2 is one) is tried after every other
+    route, whatever the order the plugins return them in."""
+    site = install_plugin(tmp_path, "core-catch-all", "catch-all", CATCH_ALL_PLUGIN)
+    server = serve(object_config("models:sum_model"),
+                   pythonpath=[str(site), str(Path(__file__).parent / "support")])
+    answer = httpx.get(f"{server.url}/x/hello/world")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"hello": "world"}
+    assert "x-predict-id" in answer.headers  # through the gate
+    missing = httpx.get(f"{server.url}/x/nothing/here")
+    assert (missing.status_code, missing.json()) == (404, {"error": "no such path under /x"})
+    assert httpx.post(f"{server.url}/predict", json={"X": [[1, 2]]}).status_code == 200
