@@ -14,8 +14,10 @@ concatenated along the first axis, the model called once, and its result split b
 request's row count: an array or list is sliced, a dict (ONNX outputs) is sliced value by
 value. A result whose length is not the batch's row count fails that batch with a clear
 message rather than misaligning rows. A request larger than ``max_batch_size`` runs as its own
-call; an empty one is answered ``[]`` without calling the model. A model error fails the
-requests of that batch alone.
+call; an empty one is answered ``[]`` without calling the model. When the model raises on a
+batch of several requests, the batch is cut in halves and each half run again, down to the
+requests the model fails on: a request whose rows make the model raise gets the error alone,
+and the requests batched with it their answers (``bisections`` in ``/info`` counts the cuts).
 
 Each traced request (:mod:`core.tracing`) records its ``queue`` phase (until its batch's model
 call began) and a ``predict`` phase for that call, with the batch's request and row counts
@@ -83,6 +85,8 @@ class Batching(QueuedArchitecture):
         self._solo_ids = itertools.count()
         self.batches = 0
         self.batched_rows = 0
+        #: Times a model error on a batch of several requests had it cut in halves.
+        self.bisections = 0
         metrics = host.metrics
         self._observe_rows = metrics.observe_batch_rows if metrics is not None else None
 
@@ -287,13 +291,8 @@ class Batching(QueuedArchitecture):
                 outcomes[index] = error
         if not values:
             return outcomes
-        name = self.rows_name
-        assert name is not None
-        parts = [value[name] for _, value in values]
-        counts = [len(part) for part in parts]
-        merged = dict(values[0][1])
         try:
-            merged[name] = _concatenate(parts)
+            merged, counts = self._merge(values)
         except (ValueError, TypeError):  # rows that cannot share an array: one call each
             for index, value in values:
                 try:
@@ -301,18 +300,49 @@ class Batching(QueuedArchitecture):
                 except Exception as error:
                     outcomes[index] = error
             return outcomes
+        self._run_merged(values, merged, counts, outcomes)
+        return outcomes
+
+    def _merge(self, values: list[tuple[int, dict[str, Any]]]) -> tuple[dict[str, Any], list[int]]:
+        """The requests' model-format values as one call's (their rows concatenated), and each
+        one's row count."""
+        name = self.rows_name
+        assert name is not None
+        parts = [value[name] for _, value in values]
+        merged = dict(values[0][1])
+        merged[name] = _concatenate(parts)
+        return merged, [len(part) for part in parts]
+
+    def _run_merged(self, values: list[tuple[int, dict[str, Any]]], merged: dict[str, Any],
+                    counts: list[int], outcomes: list[Any]) -> None:
+        """Call the model on ``merged`` and put each request's part of the result (or error) in
+        ``outcomes``. When the model raises on the rows of several requests, the batch is cut in
+        halves and each half called again, down to the requests whose rows make it raise: a
+        request the model fails on fails alone, never the requests batched with it. (k failing
+        requests of n cost about 2k log2(n) more calls, not n.)"""
+        ml = self.host
         try:
-            results = split_result(ml.call_model(merged), counts, len(values))
-        except RequestError as error:
+            result = ml.call_model(merged)
+        except PredictError as error:
+            if len(values) == 1:
+                outcomes[values[0][0]] = error
+                return
+            self.bisections += 1
+            middle = len(values) // 2
+            for half in (values[:middle], values[middle:]):
+                self._run_merged(half, *self._merge(half), outcomes)
+            return
+        try:
+            results = split_result(result, counts, len(values))
+        except RequestError as error:  # the model's answer does not fit the batch: none gets one
             for index, _ in values:
                 outcomes[index] = error
-            return outcomes
-        for (index, _), result in zip(values, results):
+            return
+        for (index, _), part in zip(values, results):
             try:
-                outcomes[index] = ml.transform_out(result)
+                outcomes[index] = ml.transform_out(part)
             except Exception as error:
                 outcomes[index] = error
-        return outcomes
 
     def info(self) -> dict[str, Any]:
         return {
@@ -321,6 +351,7 @@ class Batching(QueuedArchitecture):
             "worker_count": self.worker_count,
             "batches": self.batches,
             "batched_rows": self.batched_rows,
+            "bisections": self.bisections,
             **self.host.runner.info(),
         }
 

@@ -1,5 +1,6 @@
 """``mode = "batching"`` on a real server: merging, per-request correctness, the wait bound,
-empty and oversized requests, model errors confined to their batch, wrong row counts."""
+empty and oversized requests, model errors confined to the requests that cause them, wrong row
+counts."""
 
 from __future__ import annotations
 
@@ -89,16 +90,27 @@ def test_empty_x_is_answered_without_a_model_call(arch_server: Any, tmp_path: Pa
     assert read_calls(calls) == []
 
 
-def test_model_error_fails_its_batch_alone(arch_server: Any) -> None:
-    server = arch_server(model_config(delay=0.1, mode="batching", max_batch_wait=200))
-    poisoned = [{"X": [[1.0, 1.0]]}, {"X": [[POISON, 0.0]]}, {"X": [[2.0, 2.0]]}]
+def test_a_model_error_fails_only_the_request_that_causes_it(arch_server: Any,
+                                                             tmp_path: Path) -> None:
+    """The poisoned request's batch is cut in halves until the poison is alone: the requests
+    batched with it, and every other batch, get their answers."""
+    calls = tmp_path / "calls.log"
+    server = arch_server(model_config(calls_file=calls, delay=0.1, mode="batching",
+                                      max_batch_wait=200))
+    poisoned = [{"X": [[1.0, 1.0]]}, {"X": [[POISON, 0.0]]}, {"X": [[2.0, 2.0], [0.5, 0.5]]},
+                {"X": [[4.0, 0.0]]}]
     other = [{"X": [[1.0, 1.0]], "scale": 2.0}, {"X": [[3.0, 1.0]], "scale": 2.0}]
     responses = post_all(server.url, poisoned + other)
-    for response in responses[:3]:
-        assert response.status_code == 500
-        detail = response.json()["detail"][0]
-        assert "poison row" in detail["msg"] and detail["type"] == "predict_error"
-    assert [r.json()["predict_result"] for r in responses[3:]] == [[4.0], [8.0]]
+    assert responses[1].status_code == 500
+    detail = responses[1].json()["detail"][0]
+    assert "poison row" in detail["msg"] and detail["type"] == "predict_error"
+    good = [0, 2, 3, 4, 5]
+    assert [responses[i].status_code for i in good] == [200] * 5, [r.text for r in responses]
+    assert [responses[i].json()["predict_result"] for i in good] == [[2.0], [4.0, 1.0], [4.0], [4.0], [8.0]]
+    info = httpx.get(f"{server.url}/info").json()["architecture"]
+    assert info["bisections"] >= 1
+    recorded = read_calls(calls)
+    assert sum(recorded) > 7 and max(recorded) > 1, recorded  # merged, then run again in parts
     after = httpx.post(f"{server.url}/predict", json={"X": [[5.0, 5.0]]})
     assert after.json() == {"predict_result": [10.0]}
 

@@ -20,7 +20,7 @@ HANG = {"X": [[-2.0, 0.0]]}  # the same size as QUICK: a kind already promoted t
 
 def faulty(mode: str, **settings: Any) -> dict[str, Any]:
     return model_config("faulty", mode=mode, max_thread_loop_workers=2, worker_count=2,
-                        max_batch_wait=0, **settings)
+                        **{"max_batch_wait": 0, **settings})
 
 
 def warm_up(url: str) -> dict[str, Any]:
@@ -106,10 +106,9 @@ def test_a_stuck_call_fails_liveness_until_it_returns(arch_server: Any, mode: st
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_model_error_fails_its_request_alone(arch_server: Any, mode: str) -> None:
-    """The other requests, before, beside and after it, get their answers. In ``batching`` a
-    model error fails every request of its batch (test_arch_batching), so there each batch
-    holds one request: what is checked is that the error stays in its own call."""
-    server = arch_server(faulty(mode, **({"max_batch_size": 1} if mode == "batching" else {})))
+    """The other requests, before, beside and after it, get their answers; in ``batching``
+    those batched with it too (the batch is cut in halves until the error is alone)."""
+    server = arch_server(faulty(mode, **({"max_batch_wait": 20} if mode == "batching" else {})))
     bodies = [QUICK, {"X": [[-1.0, 0.0]]}, QUICK, {"X": [[5.0, 5.0], [1.0, 1.0]]}] * 5
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda body: httpx.post(f"{server.url}/predict", json=body, timeout=30),
