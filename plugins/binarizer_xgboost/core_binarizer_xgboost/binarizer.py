@@ -69,8 +69,60 @@ def _ubj_first_key(head: bytes) -> bytes | None:
 
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
-    # XGBoost prefixes its messages with the C++ source position: keep the message.
-    return re.sub(r"^\[[\d:]+\] \S+: ", "", text)
+    # XGBoost prefixes its messages with the C++ source position and may end them with its
+    # native stack trace: keep the message.
+    return re.sub(r"^\[[\d:]+\] \S+: ", "", text).split(" Stack trace:")[0].rstrip(" :")
+
+
+def check_trees(booster: Any, name: str) -> None:
+    """Refuse a model whose trees would send a prediction out of its arrays.
+
+    XGBoost loads a file whose tree arrays were damaged (a child index out of range, a node
+    with one child, a loop), then reads past them at the first prediction: the process dies
+    with SIGSEGV, and with it the server. A tree is safe to walk when each node's two children
+    are both -1 (a leaf) or both nodes of the tree, no node is the child of two, and the root
+    is nobody's: every walk from the root then ends at a leaf. Checked on what XGBoost holds
+    (its JSON, whatever the file's format), with numpy, once at load.
+
+    :raises ModelLoadError: naming the tree and what is wrong with it.
+    """
+    import numpy as np
+
+    learner = json.loads(booster.save_raw("json"))["learner"]
+    booster_kind = learner["gradient_booster"]
+    if booster_kind.get("name") == "dart":
+        booster_kind = booster_kind["gbtree"]
+    trees = booster_kind.get("model", {}).get("trees", [])  # gblinear has none
+    for number, tree in enumerate(trees):
+        problem = _tree_problem(np.asarray(tree.get("left_children", []), dtype=np.int64),
+                                np.asarray(tree.get("right_children", []), dtype=np.int64),
+                                int(tree.get("tree_param", {}).get("num_nodes", -1)))
+        if problem is not None:
+            raise ModelLoadError(
+                f"xgboost binarizer: {name} is damaged: tree {number} {problem}; XGBoost would "
+                f"crash the server predicting with it. Save the model again from the training "
+                f"code (save_model)"
+            )
+
+
+def _tree_problem(left: Any, right: Any, num_nodes: int) -> str | None:
+    """What makes the tree with these child arrays unsafe to walk, or None."""
+    import numpy as np
+
+    size = len(left)
+    if size == 0 or len(right) != size or num_nodes != size:
+        return (f"has {size} left and {len(right)} right children for {num_nodes} nodes")
+    leaf_left, leaf_right = left == -1, right == -1
+    if (leaf_left != leaf_right).any():
+        node = int(np.argmax(leaf_left != leaf_right))
+        return f"has a node ({node}) with one child"
+    children = np.concatenate([left[~leaf_left], right[~leaf_right]])
+    if children.size and (children.min() < 0 or children.max() >= size):
+        return f"names a child outside its {size} nodes"
+    parents = np.bincount(children, minlength=size)
+    if parents[0] or (parents > 1).any():
+        return "has a node that is the child of two, or a loop back to its root"
+    return None
 
 
 @attrs.define(kw_only=True)
@@ -130,6 +182,7 @@ class XGBoostBinarizer(Binarizer):
             raise ModelLoadError(
                 f"xgboost binarizer: XGBoost cannot load {name}: {_one_line(error)}"
             ) from error
+        check_trees(booster, name)
         allowed = WRAPPERS[self.wrapper]
         if allowed is not None and not objective.startswith(allowed):
             fits = [w for w, prefixes in WRAPPERS.items()

@@ -264,6 +264,71 @@ def test_json_that_is_not_a_model(tmp_path: Path) -> None:
         load(path)
 
 
+def _damage(tree: dict[str, Any], how: str) -> None:
+    left, right = tree["left_children"], tree["right_children"]
+    if how == "out of range":
+        left[0] = len(left) + 1000
+    elif how == "negative":
+        right[0] = -7
+    elif how == "one child":
+        right[0] = -1
+    elif how == "loop":
+        left[0] = 0
+
+
+DAMAGE = {"out of range": "names a child outside its", "negative": "names a child outside its",
+          "one child": "has a node (0) with one child",
+          "loop": "has a node that is the child of two, or a loop back to its root"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_tree_is_refused_at_load(regression: dict[str, Path], tmp_path: Path,
+                                           fmt: str, how: str) -> None:
+    """XGBoost loads these files, then dies with SIGSEGV at the first prediction (and the
+    server with it): the binarizer refuses them at load, in one line naming the tree."""
+    model = json.loads(regression["json"].read_text())
+    _damage(model["learner"]["gradient_booster"]["model"]["trees"][3], how)
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps(model))
+    path = damaged
+    if fmt == "ubj":  # XGBoost takes it, and writes it back as UBJ
+        path = tmp_path / "damaged.ubj"
+        xgb.Booster(model_file=str(damaged)).save_model(str(path))
+    with pytest.raises(ModelLoadError) as caught:
+        load(path)
+    assert str(caught.value).startswith(f"xgboost binarizer: damaged.{fmt} is damaged: tree 3 "
+                                        f"{DAMAGE[how]}")
+    assert "Save the model again" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("params", [{"tree_method": "exact", "gamma": 0.5},
+                                    {"tree_method": "approx", "gamma": 1.0},
+                                    {"booster": "dart"}, {"booster": "gblinear"}],
+                         ids=["exact-pruned", "approx-pruned", "dart", "gblinear"])
+def test_every_kind_of_booster_passes_the_tree_check(make: Any, tmp_path: Path,
+                                                     params: dict[str, Any]) -> None:
+    """Pruning leaves deleted nodes and reuses their numbers (a child may come before its
+    parent): the check asks for a tree, not for XGBoost's usual order."""
+    booster = make.train("reg:squarederror", make.target(make.data()), **params)
+    path = tmp_path / "model.json"
+    booster.save_model(str(path))
+    rows = make.data(5, seed=3)
+    np.testing.assert_array_equal(load(path).predict(X=rows), booster.predict(xgb.DMatrix(rows)))
+
+
+def test_a_native_stack_trace_is_left_out(regression: dict[str, Path], tmp_path: Path) -> None:
+    model = json.loads(regression["json"].read_text())
+    tree = model["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree["left_children"] = tree["left_children"][:1]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps(model))
+    with pytest.raises(ModelLoadError) as caught:
+        load(path)
+    assert str(caught.value).startswith("xgboost binarizer: XGBoost cannot load short.json: ")
+    assert "Stack trace" not in str(caught.value) and "[bt]" not in str(caught.value)
+
+
 def test_nothing_to_read(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"cannot read .*gone.json"):
         load(tmp_path / "gone.json")

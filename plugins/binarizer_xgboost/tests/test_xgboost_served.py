@@ -5,6 +5,7 @@ with httpx: the answers are XGBoost's own predictions for the same rows."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -197,3 +198,21 @@ def test_a_json_config_is_still_a_config(regression: dict[str, Path], tmp_path: 
     assert result.returncode == 1
     assert result.stderr == (f"core: error: {config_file}: unknown config key 'storage_typ'; "
                              "did you mean 'storage_type'?\n")
+
+
+def test_a_damaged_model_stops_start_up_instead_of_the_first_request(regression: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """Served as it is, this file would load and then kill the worker (SIGSEGV) at its first
+    prediction, and every replacement after it: start-up refuses it, in one line, exit 1."""
+    model = json.loads(regression["json"].read_text())
+    model["learner"]["gradient_booster"]["model"]["trees"][0]["left_children"][0] = 10**6
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(model))
+    command = [sys.executable, "-m", "core", "serve", str(path), "--port", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].endswith(
+        "core: cannot start: xgboost binarizer: model.json is damaged: tree 0 names a child "
+        "outside its 15 nodes; XGBoost would crash the server predicting with it. Save the "
+        "model again from the training code (save_model)"), result.stderr
+    assert "Traceback" not in result.stderr
