@@ -81,7 +81,8 @@ def check_trees(booster: Any, name: str) -> None:
     with one child, a loop), then reads past them at the first prediction: the process dies
     with SIGSEGV, and with it the server. A tree is safe to walk when each node's two children
     are both -1 (a leaf) or both nodes of the tree, no node is the child of two, and the root
-    is nobody's: every walk from the root then ends at a leaf. Checked on what XGBoost holds
+    is nobody's: every walk from the root then ends at a leaf; and each split reads a feature
+    the model has (another index reads outside the row). Checked on what XGBoost holds
     (its JSON, whatever the file's format), with numpy, once at load.
 
     :raises ModelLoadError: naming the tree and what is wrong with it.
@@ -89,6 +90,7 @@ def check_trees(booster: Any, name: str) -> None:
     import numpy as np
 
     learner = json.loads(booster.save_raw("json"))["learner"]
+    features = int(learner["learner_model_param"]["num_feature"])
     booster_kind = learner["gradient_booster"]
     if booster_kind.get("name") == "dart":
         booster_kind = booster_kind["gbtree"]
@@ -96,7 +98,8 @@ def check_trees(booster: Any, name: str) -> None:
     for number, tree in enumerate(trees):
         problem = _tree_problem(np.asarray(tree.get("left_children", []), dtype=np.int64),
                                 np.asarray(tree.get("right_children", []), dtype=np.int64),
-                                int(tree.get("tree_param", {}).get("num_nodes", -1)))
+                                np.asarray(tree.get("split_indices", []), dtype=np.int64),
+                                int(tree.get("tree_param", {}).get("num_nodes", -1)), features)
         if problem is not None:
             raise ModelLoadError(
                 f"xgboost binarizer: {name} is damaged: tree {number} {problem}; XGBoost would "
@@ -105,13 +108,14 @@ def check_trees(booster: Any, name: str) -> None:
             )
 
 
-def _tree_problem(left: Any, right: Any, num_nodes: int) -> str | None:
-    """What makes the tree with these child arrays unsafe to walk, or None."""
+def _tree_problem(left: Any, right: Any, splits: Any, num_nodes: int, features: int) -> str | None:
+    """What makes the tree with these arrays unsafe to walk, or None."""
     import numpy as np
 
     size = len(left)
-    if size == 0 or len(right) != size or num_nodes != size:
-        return (f"has {size} left and {len(right)} right children for {num_nodes} nodes")
+    if size == 0 or len(right) != size or len(splits) != size or num_nodes != size:
+        return (f"has {size} left and {len(right)} right children and {len(splits)} split "
+                f"features for {num_nodes} nodes")
     leaf_left, leaf_right = left == -1, right == -1
     if (leaf_left != leaf_right).any():
         node = int(np.argmax(leaf_left != leaf_right))
@@ -122,6 +126,9 @@ def _tree_problem(left: Any, right: Any, num_nodes: int) -> str | None:
     parents = np.bincount(children, minlength=size)
     if parents[0] or (parents > 1).any():
         return "has a node that is the child of two, or a loop back to its root"
+    used = splits[~leaf_left]
+    if used.size and (used.min() < 0 or used.max() >= features):
+        return f"splits on a feature that is not one of the model's {features}"
     return None
 
 

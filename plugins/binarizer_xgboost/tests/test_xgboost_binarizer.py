@@ -274,11 +274,14 @@ def _damage(tree: dict[str, Any], how: str) -> None:
         right[0] = -1
     elif how == "loop":
         left[0] = 0
+    elif how == "feature":
+        tree["split_indices"][0] = 10**6
 
 
 DAMAGE = {"out of range": "names a child outside its", "negative": "names a child outside its",
           "one child": "has a node (0) with one child",
-          "loop": "has a node that is the child of two, or a loop back to its root"}
+          "loop": "has a node that is the child of two, or a loop back to its root",
+          "feature": "splits on a feature that is not one of the model's 4"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
