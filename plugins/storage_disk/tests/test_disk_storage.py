@@ -223,18 +223,24 @@ def test_a_usual_model_name_wins_over_other_formats(tmp_path: Path) -> None:
     assert file.path == str(tmp_path / "model.pkl")
 
 
-def test_several_files_of_other_formats_are_an_error_naming_them(tmp_path: Path) -> None:
-    for name in ("config.json", "model.json", "notes.md"):
-        (tmp_path / name).write_bytes(b"x")
-    storage = DiskStorage(path_to_files=str(tmp_path))
+def refusal(folder: Path, names: tuple[str, ...]) -> str:
+    """The one line refusing a folder holding ``names``: at load, and the same at check."""
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    storage = DiskStorage(path_to_files=str(folder))
     with pytest.raises(ModelLoadError) as caught:
         storage.load()
-    message = str(caught.value)
+    with pytest.raises(ConfigError) as checked:
+        storage.check()
+    assert str(checked.value) == str(caught.value) and "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_several_files_of_other_formats_are_an_error_naming_them(tmp_path: Path) -> None:
+    message = refusal(tmp_path, ("config.json", "model.json", "notes.md"))
     assert "2 are named like other model formats: config.json, model.json;" in message
     assert r"set storage_kwargs.file_mask to pick one (for example '^config\.json$')" in message
-    assert "notes.md" not in message and "\n" not in message
-    with pytest.raises(ConfigError, match="named like other model formats"):
-        storage.check()
+    assert "notes.md" not in message
 
 
 @pytest.mark.parametrize("key", ["file_mask", "files_mask"])
@@ -258,16 +264,9 @@ def test_long_listing_is_cut(tmp_path: Path) -> None:
 
 
 def test_several_matches_are_listed_with_a_hint(tmp_path: Path) -> None:
-    for name in ("a.pkl", "b.onnx", "c.txt"):
-        (tmp_path / name).write_bytes(b"x")
-    storage = DiskStorage(path_to_files=str(tmp_path))
-    with pytest.raises(ModelLoadError) as caught:
-        storage.load()
-    message = str(caught.value)
+    message = refusal(tmp_path, ("a.pkl", "b.onnx", "c.txt"))
     assert "2 files" in message and "a.pkl, b.onnx" in message and "c.txt" not in message
     assert "set storage_kwargs.file_mask" in message and r"'^a\.pkl$'" in message
-    with pytest.raises(ConfigError, match="2 files"):
-        storage.check()
 
 
 def test_check_passes_without_reading(tmp_path: Path) -> None:
